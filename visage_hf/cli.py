@@ -13,6 +13,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from .evaluate import add_evaluate_parser
+
 __all__ = ["COMMANDS", "CommandError", "build_parser", "main"]
 
 PROG = "visage"
@@ -295,6 +297,7 @@ COMMANDS: list[Callable] = [
     add_decode_command,
     add_energy_map_command,
     add_demo_spatial_command,
+    add_evaluate_parser,
 ]
 
 
