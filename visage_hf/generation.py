@@ -1,0 +1,490 @@
+"""Generation pieces for `VisageForFOA.generate`: guidance plans, the code canvas, and logits processors.
+
+`VisageForFOA.generate` folds the code streams into generate's rows (row = b·S + stream) and calls
+`GenerationMixin.generate`. Each step the model runs every guidance branch in one batched decoder pass and
+combines them (see `GuidancePlan`); the processors below then force the code pattern (pad on idle streams,
+known prefix codes) and, when sampling, draw the free codes with a private `torch.Generator`.
+
+Guidance scales follow the original ViSAGe formula ``l = l_c + s·(l_c − l_u)`` (released: s = 2.5); s = 0 is
+the purely conditional model. In the usual ``l_u + γ·(l_c − l_u)`` notation, γ = s + 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+from transformers import (
+    GenerationConfig,
+    LogitsProcessor,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
+from transformers.cache_utils import Cache, DynamicCache, DynamicLayer, EncoderDecoderCache
+
+from .configuration_visage import DEFAULT_GENERATION_SETTINGS, GUIDANCE_MODES, VisageConfig
+from .patterns import CodePattern
+
+UNKNOWN_CODE = -1
+"""Canvas value of a cell the model must generate."""
+
+# (null_visual, null_direction) per branch; branch 0 is always the fully conditional one.
+_GUIDANCE_BRANCHES = {
+    "none": ((False, False),),
+    "joint": ((False, False), (True, True)),
+    "visual": ((False, False), (True, False)),
+    "direction": ((False, False), (False, True)),
+    "dual": ((False, False), (False, True), (True, False), (True, True)),
+}
+
+
+@dataclass(frozen=True)
+class GuidancePlan:
+    """Which condition branches run, and how their outputs combine.
+
+    Modes (``c`` conditional, ``u`` all conditions nulled; visual = CLIP + energy map):
+        - ``none``: ``c``.
+        - ``joint`` (the original's released generation): ``c + s·(c − u)``.
+        - ``visual``: ``c + s·(c − c_no_visual)``, direction kept in both branches.
+        - ``direction``: ``c + s_d·(c − c_no_direction)``, visual kept in both branches.
+        - ``dual`` (the original's `generate_dual_cfg`): ``c + s·(c_sem − u) + s_d·(c_spa − u)``, where
+          ``c_sem`` nulls the direction and ``c_spa`` nulls the visual inputs.
+
+    Every formula is affine in the branch outputs with weights summing to 1, so it can be applied to the
+    decoder's last hidden states before the (affine) output heads: one head projection instead of K.
+    ``combine_logits=True`` instead combines per-branch logits in the original's exact order of operations.
+    """
+
+    mode: str = "joint"
+    scale: float = 2.5
+    direction_scale: float = 2.5
+    combine_logits: bool = False
+
+    def __post_init__(self) -> None:
+        if self.mode not in _GUIDANCE_BRANCHES:
+            raise ValueError(
+                f"unknown guidance mode {self.mode!r}; expected one of {list(_GUIDANCE_BRANCHES)}"
+            )
+        for name in ("scale", "direction_scale"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or value != value or abs(value) == float("inf"):
+                raise ValueError(f"guidance {name} must be a finite number, got {value!r}")
+
+    @property
+    def branches(self) -> tuple[tuple[bool, bool], ...]:
+        """``(null_visual, null_direction)`` for each branch, conditional branch first."""
+        return _GUIDANCE_BRANCHES[self.mode]
+
+    @property
+    def num_branches(self) -> int:
+        return len(self.branches)
+
+    def combine(self, stacked: torch.Tensor) -> torch.Tensor:
+        """``(branches, ...)`` -> ``(...)`` with the mode's formula (written as the original writes it)."""
+        if stacked.shape[0] != self.num_branches:
+            raise ValueError(
+                f"guidance {self.mode!r} needs {self.num_branches} branches, got {stacked.shape[0]}"
+            )
+        cond = stacked[0]
+        if self.mode == "none":
+            return cond
+        if self.mode == "dual":
+            semantic, spatial, uncond = stacked[1], stacked[2], stacked[3]
+            return cond + (semantic - uncond) * self.scale + (spatial - uncond) * self.direction_scale
+        scale = self.direction_scale if self.mode == "direction" else self.scale
+        return cond + (cond - stacked[1]) * scale
+
+
+# ---------------------------------------------------------------------------------------------------- arguments
+# generate() arguments whose meaning the code pattern fixes, or which break the folded-stream row layout.
+_FIXED_BY_PATTERN = (
+    "max_length",
+    "max_new_tokens",
+    "min_length",
+    "min_new_tokens",
+    "eos_token_id",
+    "stop_strings",
+)
+
+
+def first_set(*values):
+    """The first value that is not None (explicit argument, then generation config, then fallback)."""
+    for value in values:
+        if value is not None:
+            return value
+    return None
+
+
+def reject_unsupported_generate_kwargs(kwargs: dict) -> None:
+    """ValueError for generate() options that cannot apply to pattern-driven, folded-stream generation."""
+    fixed = sorted(set(kwargs) & set(_FIXED_BY_PATTERN))
+    if fixed:
+        raise ValueError(f"{fixed} cannot be set: the clip length and the code pattern fix the length")
+    if kwargs.get("num_beams", 1) != 1:
+        raise ValueError(
+            f"beam search is not supported (num_beams={kwargs['num_beams']}); use sampling or greedy"
+        )
+    for name in ("guidance_scale", "negative_prompt_ids"):
+        if name in kwargs:
+            raise ValueError(f"{name!r} is not supported here; use `guidance` and its scales")
+
+
+def resolve_guidance(
+    config: VisageConfig,
+    defaults: GenerationConfig,
+    guidance: str | None,
+    scale: float | None,
+    direction_scale: float | None,
+    mode: str,
+) -> GuidancePlan:
+    """The guidance plan from explicit arguments, then ``defaults`` (generation config), then the released
+    model's settings (joint, 2.5) — also for checkpoints saved without a generation_config.json."""
+    guidance = first_set(
+        guidance, getattr(defaults, "guidance_mode", None), DEFAULT_GENERATION_SETTINGS["guidance_mode"]
+    )
+    if guidance not in GUIDANCE_MODES:
+        raise ValueError(f"unknown guidance mode {guidance!r}; expected one of {list(GUIDANCE_MODES)}")
+    if config.is_mono and guidance in ("dual", "direction"):
+        raise ValueError(f"guidance {guidance!r} needs a direction input; the mono variant has none")
+    scale = first_set(
+        scale,
+        getattr(defaults, "cfg_guidance_scale", None),
+        DEFAULT_GENERATION_SETTINGS["cfg_guidance_scale"],
+    )
+    direction_scale = first_set(
+        direction_scale,
+        getattr(defaults, "cfg_direction_guidance_scale", None),
+        DEFAULT_GENERATION_SETTINGS["cfg_direction_guidance_scale"],
+    )
+    return GuidancePlan(guidance, float(scale), float(direction_scale), combine_logits=mode == "original")
+
+
+def resolve_sampling(
+    defaults: GenerationConfig,
+    top_k: int | None,
+    top_p: float | None,
+    temperature: float | None,
+    generator: torch.Generator | None,
+    seed: int | None,
+    device: torch.device,
+) -> dict:
+    """Keyword arguments for `CodeSamplingLogitsProcessor` (top-k 0 / top-p 1 / temperature 1 disable)."""
+    top_k = first_set(top_k, defaults.top_k, DEFAULT_GENERATION_SETTINGS["top_k"])
+    top_p = first_set(top_p, defaults.top_p, 1.0)
+    temperature = first_set(temperature, defaults.temperature, 1.0)
+    if not isinstance(top_k, int) or top_k < 0:
+        raise ValueError(f"top_k must be an integer >= 0 (0 disables it), got {top_k!r}")
+    if not 0.0 < top_p <= 1.0:
+        raise ValueError(f"top_p must be in (0, 1], got {top_p!r}")
+    if not temperature > 0.0:
+        raise ValueError(f"temperature must be > 0, got {temperature!r}")
+    if generator is not None and seed is not None:
+        raise ValueError("pass either generator or seed, not both")
+    if seed is not None:
+        generator = torch.Generator(device=device).manual_seed(int(seed))
+    return {"top_k": top_k, "top_p": top_p, "temperature": temperature, "generator": generator}
+
+
+def check_prefix_codes(
+    config: VisageConfig, prefix_codes: torch.Tensor | None, batch: int
+) -> torch.Tensor | None:
+    """``(batch, channels, codebooks, P)`` prefix -> ``(batch, streams, P)`` long, or ValueError."""
+    if prefix_codes is None:
+        return None
+    expected = (batch, config.num_channels, config.num_codebooks)
+    if prefix_codes.ndim != 4 or tuple(prefix_codes.shape[:3]) != expected or prefix_codes.shape[-1] < 1:
+        raise ValueError(
+            f"prefix_codes must be (batch, channels, codebooks, prefix_frames) = {(*expected, 'P >= 1')}, "
+            f"got {tuple(prefix_codes.shape)}"
+        )
+    if (
+        prefix_codes.is_floating_point()
+        or int(prefix_codes.min()) < 0
+        or int(prefix_codes.max()) >= config.codebook_size
+    ):
+        raise ValueError(f"prefix_codes must be integer codes in [0, {config.codebook_size})")
+    return prefix_codes.reshape(batch, config.num_streams, -1).long()
+
+
+def frames_to_generate(
+    config: VisageConfig, num_frames: int | None, video_frames: int, mode: str, prefix_frames: int = 0
+) -> int:
+    """Frames one generate call produces (default from the clip length), checked against the decoder positions."""
+    frames = config.frames_for_video_frames(video_frames, mode) if num_frames is None else num_frames
+    if not isinstance(frames, int) or isinstance(frames, bool) or frames < 1:
+        raise ValueError(f"num_frames must be an integer >= 1, got {frames!r}")
+    if frames > config.max_frames:
+        raise ValueError(
+            f"{frames} codec frames ({config.seconds_for_frames(frames):.3f} s) need "
+            f"{config.pattern_steps(frames)} decoder positions with the {config.pattern!r} pattern; this model "
+            f"has {config.max_target_positions} (at most {config.max_frames} frames per call)"
+        )
+    if prefix_frames > frames:
+        raise ValueError(f"prefix_codes has {prefix_frames} frames, more than the {frames} to generate")
+    return frames
+
+
+@contextmanager
+def column_major_weights(linears: Iterable[nn.Linear], enabled: bool = True) -> Iterator[None]:
+    """Within the block, store the Linear weights column-major (same values, shapes and names); restore after.
+
+    On CPU, MKL's fp32 products with one or two rows run faster on a column-major weight (2-core development
+    machine, two rows: 4096×1024 6.4 -> 11.9 GB/s, 1024×1024 8.8 -> 11.4 GB/s; 6-15 ms of a ~85 ms full-size
+    step), while the bf16 kernels prefer row-major. The switch copies each weight twice (about 1.1 s for the
+    176 M decoder weights, ~1.5 % of a 5 s clip) and never holds two copies at once; weights are restored even
+    if generation fails, so saving or training afterwards sees ordinary contiguous parameters.
+    """
+    switched = []
+    try:
+        if enabled:
+            for linear in linears:
+                weight = linear.weight
+                if weight.is_contiguous():
+                    weight.data = weight.data.t().contiguous().t()
+                    switched.append(weight)
+        yield
+    finally:
+        for weight in switched:
+            weight.data = weight.data.contiguous()
+
+
+# ---------------------------------------------------------------------------------------------------- cache
+
+
+class PreallocatedKVLayer(DynamicLayer):
+    """A self-attention cache layer writing into a buffer sized for the whole generation.
+
+    `DynamicLayer` concatenates every step, copying the whole cache each time (a 5 s clip with joint guidance
+    at full size in fp32: ~170 MB read and written per step on average); here each step writes one slice into
+    a buffer and returns a view of the filled part.
+    """
+
+    def __init__(self, capacity: int = 0):
+        super().__init__()
+        self.capacity = capacity
+        self._key_buffer: torch.Tensor | None = None
+        self._value_buffer: torch.Tensor | None = None
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        past = self.get_seq_length()
+        total = past + key_states.shape[-2]
+        if not self._buffer_fits(key_states, past, total):
+            self._grow(key_states, past, total)
+        self._key_buffer[..., past:total, :] = key_states
+        self._value_buffer[..., past:total, :] = value_states
+        self.keys = self._key_buffer[..., :total, :]
+        self.values = self._value_buffer[..., :total, :]
+        return self.keys, self.values
+
+    def _buffer_fits(self, key_states: torch.Tensor, past: int, total: int) -> bool:
+        buffer = self._key_buffer
+        if buffer is None or buffer.shape[-2] < total or buffer.dtype != key_states.dtype:
+            return False
+        if buffer.shape[:2] != key_states.shape[:2] or buffer.shape[-1] != key_states.shape[-1]:
+            return False
+        # After a reorder/select the cache holds a new tensor; its contents must move into a buffer again.
+        return past == 0 or self.keys.data_ptr() == buffer.data_ptr()
+
+    def _grow(self, key_states: torch.Tensor, past: int, total: int) -> None:
+        capacity = max(total, self.capacity, 2 * past)
+        shape = (*key_states.shape[:2], capacity, key_states.shape[-1])
+        key_buffer = key_states.new_empty(shape)
+        value_buffer = key_states.new_empty(shape)
+        if past:
+            key_buffer[..., :past, :] = self.keys
+            value_buffer[..., :past, :] = self.values
+        self._key_buffer, self._value_buffer = key_buffer, value_buffer
+
+
+class VisageKVCache(DynamicCache):
+    """Decoder self-attention cache of `PreallocatedKVLayer`s (pair it with a `DynamicCache` for cross-attention)."""
+
+    def __init__(self, num_layers: int, capacity: int = 0):
+        Cache.__init__(self, layers=[PreallocatedKVLayer(capacity) for _ in range(num_layers)])
+
+
+def make_generation_cache(config: VisageConfig, capacity: int = 0) -> EncoderDecoderCache:
+    """The cache `generate` uses: preallocated self-attention buffers + once-filled cross-attention states."""
+    return EncoderDecoderCache(VisageKVCache(config.decoder_layers, capacity), DynamicCache())
+
+
+def build_code_canvas(
+    pattern: CodePattern,
+    batch_size: int,
+    num_frames: int,
+    pad_id: int,
+    prefix_codes: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The step grid to fill: pad where the pattern is idle, prefix codes where known, -1 where to generate.
+
+    Args:
+        prefix_codes: ``(batch, streams, prefix_frames)`` known leading frames, or None.
+
+    Returns:
+        ``(batch, steps, streams)`` LongTensor.
+    """
+    codes = torch.full((batch_size, pattern.num_streams, num_frames), UNKNOWN_CODE, dtype=torch.long)
+    if prefix_codes is not None:
+        codes[..., : prefix_codes.shape[-1]] = prefix_codes.to(torch.long).cpu()
+    return pattern.build(codes, pad_id)
+
+
+def prompt_steps(canvas: torch.Tensor) -> int:
+    """Number of leading canvas steps with no cell left to generate (they become the decoder prompt)."""
+    unknown_steps = (canvas == UNKNOWN_CODE).any(dim=(0, 2)).nonzero()
+    return int(unknown_steps[0]) if len(unknown_steps) else canvas.shape[1]
+
+
+def stream_schedule(canvas: torch.Tensor) -> list[list[int]]:
+    """For each step, the streams that some batch row must generate (the heads the model has to compute)."""
+    unknown = (canvas == UNKNOWN_CODE).any(dim=0)
+    return [row.nonzero().flatten().tolist() for row in unknown]
+
+
+def repeat_last_frame(codes: torch.Tensor, num_frames: int) -> torch.Tensor:
+    """Pad ``(..., frames)`` codes to ``num_frames`` by repeating the last frame (the original's end handling)."""
+    missing = num_frames - codes.shape[-1]
+    if missing <= 0:
+        return codes
+    return torch.cat([codes, codes[..., -1:].expand(*codes.shape[:-1], missing)], dim=-1)
+
+
+def _current_step(input_ids: torch.LongTensor) -> int:
+    # Column 0 of generate's sequences is the decoder start placeholder; the step being predicted follows it.
+    return input_ids.shape[1] - 1
+
+
+class CodePatternLogitsProcessor(LogitsProcessor):
+    """Forces the code canvas: known cells (pattern pads, prefix codes) become certain, unknown cells stay free.
+
+    The heads have no pad class, so the scores are widened to ``pad_id + 1`` columns: a known cell gets 0 at its
+    value and -inf elsewhere; a free cell keeps the model's scores and -inf on the pad column.
+
+    Args:
+        canvas: ``(batch, steps, streams)`` from `build_code_canvas`; generate's row ``b·streams + s``.
+        pad_id: the pad code.
+    """
+
+    def __init__(self, canvas: torch.Tensor, pad_id: int):
+        self.canvas = canvas
+        self.pad_id = pad_id
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        batch, _, streams = self.canvas.shape
+        if scores.shape[0] != batch * streams:
+            raise ValueError(
+                f"expected {batch * streams} generate rows (batch × streams), got {scores.shape[0]}"
+            )
+        step = _current_step(input_ids)
+        known = self.canvas[:, step].reshape(-1).to(scores.device)
+        vocab = scores.shape[1]
+        widened = scores.new_full((scores.shape[0], max(vocab, self.pad_id + 1)), float("-inf"))
+        free = known == UNKNOWN_CODE
+        widened[:, :vocab] = scores.masked_fill(~free[:, None], float("-inf"))
+        forced_rows = (~free).nonzero().flatten()
+        widened[forced_rows, known[forced_rows]] = 0.0
+        return widened
+
+
+class CodeSamplingLogitsProcessor(LogitsProcessor):
+    """Samples the free cells itself and returns one-hot scores, so that a greedy `generate` keeps the draw.
+
+    transformers' `generate` has no generator argument; drawing here lets a `torch.Generator` (or a seed)
+    reproduce outputs exactly without touching the global RNG. Warpers apply in transformers' order
+    (temperature, top-k with ties kept, top-p) to the codebook columns only.
+
+    Args:
+        canvas: the code canvas (free cells are sampled, the others passed through).
+        codebook_size: real code columns (the pad column is never sampled).
+        per_stream_draws: draw stream by stream in ascending order, one ``(batch, codebook)`` multinomial each,
+            as the original `generate_cfg` does (exact sample parity under the same seed); otherwise one
+            multinomial over all free cells of the step.
+    """
+
+    def __init__(
+        self,
+        canvas: torch.Tensor,
+        codebook_size: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        generator: torch.Generator | None = None,
+        per_stream_draws: bool = False,
+    ):
+        self.canvas = canvas
+        self.codebook_size = codebook_size
+        self.generator = generator
+        self.per_stream_draws = per_stream_draws
+        self.warpers = []
+        if temperature is not None and temperature != 1.0:
+            self.warpers.append(TemperatureLogitsWarper(temperature))
+        if top_k:
+            self.warpers.append(TopKLogitsWarper(min(top_k, codebook_size)))
+        if top_p is not None and top_p < 1.0:
+            self.warpers.append(TopPLogitsWarper(top_p))
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        streams = self.canvas.shape[2]
+        step = _current_step(input_ids)
+        free = (self.canvas[:, step] == UNKNOWN_CODE).reshape(-1).to(scores.device)
+        free_rows = free.nonzero().flatten()
+        if len(free_rows) == 0:
+            return scores
+        logits = scores[free_rows, : self.codebook_size].float()
+        for warper in self.warpers:
+            logits = warper(input_ids[free_rows], logits)
+        probabilities = logits.softmax(dim=-1)
+        if self.per_stream_draws:
+            codes = torch.empty(len(free_rows), dtype=torch.long, device=scores.device)
+            row_streams = free_rows % streams
+            for stream in row_streams.unique().tolist():
+                rows = (row_streams == stream).nonzero().flatten()
+                codes[rows] = torch.multinomial(probabilities[rows], 1, generator=self.generator).flatten()
+        else:
+            codes = torch.multinomial(probabilities, 1, generator=self.generator).flatten()
+        sampled = scores.clone()
+        sampled[free_rows] = float("-inf")
+        sampled[free_rows, codes] = 0.0
+        return sampled
+
+
+class ProgressLogitsProcessor(LogitsProcessor):
+    """A tqdm bar over decoder steps (generate has no per-step callback; a processor sees every step)."""
+
+    def __init__(self, total_steps: int, description: str = "generating codes"):
+        self.bar = tqdm(total=total_steps, desc=description, unit="step")
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        self.bar.update(1)
+        if self.bar.n >= self.bar.total:
+            self.bar.close()
+        return scores
+
+
+__all__ = [
+    "UNKNOWN_CODE",
+    "CodePatternLogitsProcessor",
+    "CodeSamplingLogitsProcessor",
+    "GuidancePlan",
+    "PreallocatedKVLayer",
+    "ProgressLogitsProcessor",
+    "VisageKVCache",
+    "build_code_canvas",
+    "check_prefix_codes",
+    "column_major_weights",
+    "frames_to_generate",
+    "make_generation_cache",
+    "prompt_steps",
+    "reject_unsupported_generate_kwargs",
+    "repeat_last_frame",
+    "resolve_guidance",
+    "resolve_sampling",
+    "stream_schedule",
+]
