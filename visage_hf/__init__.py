@@ -26,7 +26,20 @@ _EXPORTS = {
     "render_binaural": "binaural",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = [  # noqa: RUF022 (grouped as _EXPORTS)
+    "__version__",
+    "VisageConfig",
+    "VisageForFOA",
+    "VisagePreTrainedModel",
+    "register_visage_auto_classes",
+    "VisagePipeline",
+    "VisagePipelineOutput",
+    "VisageFeatureExtractor",
+    "FOACodec",
+    "build_tiny_random_pipeline",
+    "export_generation",
+    "render_binaural",
+]
 
 if TYPE_CHECKING:
     from .binaural import render_binaural

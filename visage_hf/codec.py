@@ -324,7 +324,9 @@ class FOACodec:
         # Zero-pad the end to whole frames, like descript-audio-codec's `preprocess`.
         mono = torch.nn.functional.pad(mono, (0, num_frames * self.hop_length - num_samples))
 
-        codes = torch.cat([self._encode_mono(part, n_codebooks) for part in mono.split(self._signals_per_call())])
+        codes = torch.cat(
+            [self._encode_mono(part, n_codebooks) for part in mono.split(self._signals_per_call())]
+        )
         codes = codes.reshape(batch, channels, n_codebooks, num_frames)
         return codes if batched else codes[0]
 

@@ -137,7 +137,9 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
         """`PreTrainedModel.from_pretrained`, plus: a folder or Hub repo in the ORIGINAL ViSAGe layout (BART-named
         weights, ``model_type: bart``; e.g. ``jaeyeonkim99/visage``) is detected and converted on load
         (:mod:`visage_hf.convert_original`), in ``mode="original"``."""
-        from .convert_original import maybe_load_original_checkpoint  # lazy: convert_original imports this module
+        from .convert_original import (
+            maybe_load_original_checkpoint,  # lazy: convert_original imports this module
+        )
 
         dtype = kwargs.get("dtype", kwargs.get("torch_dtype"))
         if isinstance(dtype, str):
