@@ -26,11 +26,12 @@ from __future__ import annotations
 import os
 import shutil
 import struct
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from .audio import atomic_output_path
 
 __all__ = [
     "BoxInfo",
@@ -483,17 +484,10 @@ def inject_spatial_metadata(
     delta = len(buf) - moov.size
     _shift_chunk_offsets(buf, moov.header_size, moov_end, delta)
 
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".part", dir=dst.parent)
-    try:
-        with os.fdopen(fd, "wb") as out, open(src, "rb") as f:
-            _copy_range(f, out, 0, moov.offset)
-            out.write(buf)
-            _copy_range(f, out, moov_end, src.stat().st_size - moov_end)
-        os.replace(tmp_name, dst)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with atomic_output_path(dst) as temporary, open(temporary, "wb") as out, open(src, "rb") as f:
+        _copy_range(f, out, 0, moov.offset)
+        out.write(buf)
+        _copy_range(f, out, moov_end, src.stat().st_size - moov_end)
     return dst
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
+import uuid
 import warnings
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -387,10 +387,11 @@ def audio_track_info(path: str | os.PathLike) -> dict | None:
 
 
 def _temporary_path(path: Path, suffix: str) -> Path:
+    """A fresh hidden sibling of ``path`` (created empty, umask permissions, unlike ``tempfile.mkstemp``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    return Path(name)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}{suffix}")
+    temporary.touch(exist_ok=False)
+    return temporary
 
 
 def _frame_rate(fps) -> Fraction:
