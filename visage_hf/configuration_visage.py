@@ -221,6 +221,13 @@ class VisageConfig(PreTrainedConfig):
         """The original implementation's integer frame rate (86 for 44.1 kHz / 512)."""
         return int(self.sample_rate / self.hop_length)
 
+    def frame_rate(self, mode: str | None = None) -> Fraction:
+        """Codec frames per second as an exact number: sample_rate / hop_length (corrected) or the original's
+        integer 86 (original). Offsets in seconds map to codec frames through this one rate."""
+        if self._mode(mode) == "original":
+            return Fraction(self.original_codec_frame_rate)
+        return Fraction(self.sample_rate, self.hop_length)
+
     @property
     def max_frames(self) -> int:
         """Codec frames one generate call can produce: the pattern must fit ``max_target_positions``."""
