@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from visage_hf import cli
+from visage_hf import cli, hub
 from visage_hf.cli import GUIDANCE_CHOICES, main
 from visage_hf.configuration_visage import GUIDANCE_MODES
 from visage_hf.export import OUTPUT_FILES, export_generation
@@ -203,7 +203,7 @@ def test_missing_model_folder_is_one_line(video, tmp_path, capsys):
 
 def test_default_model_without_network_says_what_to_do(video, tmp_path, capsys, monkeypatch):
     monkeypatch.delenv(cli.MODEL_ENV, raising=False)
-    monkeypatch.setattr(cli, "_hub_reachable", lambda timeout=5.0: False)
+    monkeypatch.setattr(hub, "hub_reachable", lambda timeout=5.0: False)
     out = tmp_path / "out"
     assert _generate(video, out, "--duration", "1") == 2
     _assert_one_line_error(capsys, "jaeyeonkim99/visage", "offline", "--model tiny-random", "--model DIR")

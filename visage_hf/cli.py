@@ -381,49 +381,12 @@ def add_generate_command(subparsers) -> None:
     parser.set_defaults(handler=run_generate)
 
 
-def _is_network_error(error: BaseException) -> bool:
-    from huggingface_hub.errors import LocalEntryNotFoundError, OfflineModeIsEnabled
-
-    seen = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        if isinstance(error, (LocalEntryNotFoundError, OfflineModeIsEnabled, ConnectionError, TimeoutError)):
-            return True
-        if type(error).__module__.startswith(("httpx", "httpcore", "requests", "urllib3")):
-            return True
-        error = error.__cause__ or error.__context__
-    return False
-
-
 def _offline_message(model: str) -> str:
     return (
         f"could not download {model} (offline?): pass --model tiny-random to check the plumbing, --model DIR "
         "with a downloaded or converted checkpoint (see 'visage convert-original'), or set HF_HUB_OFFLINE=1 "
         "to use a copy in the Hugging Face cache"
     )
-
-
-def _hub_reachable(timeout: float = 5.0) -> bool:
-    """A quick TCP check of the Hub endpoint, so that no network fails in seconds instead of after retries.
-
-    Skipped (True) when a proxy is configured or HF_HUB_OFFLINE is set (the Hub libraries handle those)."""
-    import socket
-    from urllib.parse import urlparse
-
-    from huggingface_hub import constants
-
-    if constants.HF_HUB_OFFLINE or any(
-        os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
-    ):
-        return True
-    endpoint = urlparse(constants.ENDPOINT)
-    try:
-        with socket.create_connection(
-            (endpoint.hostname, endpoint.port or (443 if endpoint.scheme == "https" else 80)), timeout=timeout
-        ):
-            return True
-    except OSError:
-        return False
 
 
 def _load_pipeline(model: str, device: str | None, dtype_name: str, quiet: bool = False):
@@ -457,6 +420,7 @@ def _load_pipeline(model: str, device: str | None, dtype_name: str, quiet: bool 
 
 
 def _load_named_pipeline(model: str, dtype):
+    from . import hub
     from .pipeline import VisagePipeline
 
     local = Path(model).expanduser()
@@ -466,12 +430,12 @@ def _load_named_pipeline(model: str, dtype):
             f"model folder not found: {model} (expected a folder with a saved pipeline or checkpoint, a Hub "
             "id, or tiny-random)"
         )
-    if not looks_local and not _hub_reachable():
+    if not looks_local and not hub.hub_reachable():
         raise CommandError(_offline_message(model))
     try:
         return VisagePipeline.from_pretrained(str(local) if looks_local else model, dtype=dtype)
     except Exception as error:
-        if _is_network_error(error):
+        if hub.is_network_error(error):
             raise CommandError(_offline_message(model)) from None
         raise CommandError(f"could not load the model {model}: {_one_line(error)}") from None
 
@@ -531,6 +495,146 @@ def run_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- generate-batch
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+def add_generate_batch_command(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "generate-batch",
+        help="generate FOA for a list of clips (e.g. a test split): one WAV per clip, resumable, sharded",
+        description="Generate "
+        + FOA_DESCRIPTION
+        + " for many clips: OUT/<clip id>.wav (float32, --sample-rate), "
+        "OUT/failed.csv (clips that failed and why; the run goes on) and OUT/run_config.json. Rerunning the "
+        "same command generates only the missing clips. Clip c is sampled with its own seed, SHA-256 of "
+        "'<seed>/<c>', so its audio does not depend on batching, processes or resuming. Run it on several "
+        "GPUs with 'accelerate launch -m visage_hf.cli generate-batch ...': each process takes a share.",
+    )
+    inputs = parser.add_mutually_exclusive_group(required=True)
+    inputs.add_argument(
+        "--features",
+        help="a folder of <clip id>.npz feature files (dataset_scripts/extract_features.py), or a feature "
+        "dataset: Parquet file(s) / glob, a folder of Parquet shards or a save_to_disk folder",
+    )
+    inputs.add_argument(
+        "--videos",
+        help="a folder of <clip id>.mp4 videos (with --directions), or a CSV with columns "
+        "video,azimuth,elevation[,start,duration] and optionally id",
+    )
+    parser.add_argument(
+        "--directions",
+        help="clip id -> camera direction: YT-Ambigen ambi.json, JSON or CSV (see 'visage evaluate --help'); "
+        "overrides the directions stored with features",
+    )
+    parser.add_argument(
+        "--clips", help="CSV of the clips to generate (an id, clip or file_path column, like test.csv)"
+    )
+    parser.add_argument("--split", default="test", help="split of a feature dataset (default test)")
+    parser.add_argument("-o", "--output", required=True, help="output folder")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help=f"saved pipeline or checkpoint folder, Hub id, or 'tiny-random'; default ${MODEL_ENV} or "
+        "jaeyeonkim99/visage",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="run seed; each clip's seed derives from it (default 0)"
+    )
+    parser.add_argument(
+        "--batch-size", type=_positive_int, default=8, help="clips per generate call (default 8)"
+    )
+    parser.add_argument(
+        "--sample-rate",
+        type=int,
+        default=16000,
+        help="Hz of the WAV files (default 16000, as the paper scores)",
+    )
+    parser.add_argument("--guidance", choices=GUIDANCE_CHOICES, default=None, help="default: the model's")
+    parser.add_argument("--guidance-scale", type=float, default=None, help="s in l_c + s(l_c - l_u)")
+    parser.add_argument(
+        "--direction-guidance-scale", type=float, default=None, help="direction term of --guidance dual"
+    )
+    parser.add_argument("--top-k", type=int, default=None, help="sample from the k likeliest codes")
+    parser.add_argument("--temperature", type=float, default=None, help="sampling temperature")
+    parser.add_argument("--greedy", action="store_true", help="take the likeliest code instead of sampling")
+    parser.add_argument(
+        "--mode", choices=["corrected", "original"], default=None, help="default: the model's"
+    )
+    parser.add_argument(
+        "--equirect", action="store_true", help="the videos are 360° equirectangular (crop at the direction)"
+    )
+    parser.add_argument("--device", default=None, help="default: each process's accelerate device")
+    parser.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default="float32")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="regenerate every clip, even over outputs of other settings"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(handler=run_generate_batch)
+
+
+def run_generate_batch(args: argparse.Namespace) -> int:
+    from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
+
+    from .batch_generation import BatchSettings, open_source, read_clip_list, run_batch_generation
+
+    if args.sample_rate < 8000:
+        raise CommandError(f"--sample-rate: expected at least 8000 Hz, got {args.sample_rate}")
+    # PartialState reads no ACCELERATE_USE_CPU itself; without cpu=True, CPU processes started by torchrun
+    # would each run alone and all generate every clip.
+    state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU") or args.device == "cpu")
+    launched = int(os.environ.get("WORLD_SIZE") or 1)
+    if launched > state.num_processes:
+        raise CommandError(
+            f"started as {launched} processes, but accelerate joined them into no group; on a machine "
+            "without GPUs set ACCELERATE_USE_CPU=1 (or pass --device cpu)"
+        )
+    source = open_source(args.features, args.videos, args.directions, args.split)
+    clip_ids = read_clip_list(args.clips) if args.clips else None
+    model = args.model or _default_model()
+    settings = BatchSettings(
+        model=model,
+        seed=args.seed,
+        sample_rate=args.sample_rate,
+        guidance=args.guidance,
+        guidance_scale=args.guidance_scale,
+        direction_guidance_scale=args.direction_guidance_scale,
+        do_sample=False if args.greedy else None,
+        top_k=args.top_k,
+        temperature=args.temperature,
+        mode=args.mode,
+        dtype=args.dtype,
+        equirect=True if args.equirect else None,
+    )
+
+    def load_pipeline(device):
+        quiet = args.quiet or not state.is_main_process
+        return _load_pipeline(model, args.device or str(device), args.dtype, quiet)
+
+    run_batch_generation(
+        source,
+        args.output,
+        load_pipeline,
+        settings,
+        clip_ids=clip_ids,
+        batch_size=args.batch_size,
+        overwrite=args.overwrite,
+        state=state,
+        progress=not args.quiet,
+    )
+    return 0
+
+
 # ----------------------------------------------------------------------------- convert-original
 
 
@@ -551,6 +655,7 @@ def add_convert_original_command(subparsers) -> None:
 
 
 def run_convert_original(args: argparse.Namespace) -> int:
+    from . import hub
     from .convert_original import convert_original
 
     source = args.src
@@ -560,12 +665,12 @@ def run_convert_original(args: argparse.Namespace) -> int:
             raise CommandError(
                 f"checkpoint folder not found: {source} (expected a folder or a Hub id owner/name)"
             )
-        if not _hub_reachable():
+        if not hub.hub_reachable():
             raise CommandError(offline)
     try:
         path = convert_original(source, args.dst, args.revision, args.subfolder, args.overwrite)
     except Exception as error:
-        if _is_network_error(error):
+        if hub.is_network_error(error):
             raise CommandError(offline) from None
         raise
     print(
@@ -585,6 +690,7 @@ COMMANDS: list[Callable] = [
     add_evaluate_parser,
     add_generate_command,
     add_convert_original_command,
+    add_generate_batch_command,
 ]
 
 
