@@ -1,7 +1,7 @@
 """Shared fixtures: tiny random ViSAGe models (full 4 × 9 stream layout) and matching conditions.
 
-Any test module may use `tiny_config`, `tiny_model`, `tiny_mono_model`, `make_conditions` and
-`single_torch_thread`.
+Any test module may use `tiny_config`, `tiny_model`, `tiny_mono_model` and `make_conditions`; every test runs
+with one torch thread (`single_torch_thread`).
 """
 
 from __future__ import annotations
@@ -69,10 +69,10 @@ def make_conditions():
     return make
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True, scope="session")
 def single_torch_thread():
-    """Run the test with one torch thread (restored afterwards). Tiny models gain nothing from a thread pool,
-    and on a busy shared CPU every small parallel op can stall waiting for a descheduled worker thread."""
+    """The whole suite runs with one torch thread: tiny models gain nothing from a thread pool, and on a busy
+    CPU every small parallel op can stall waiting for a descheduled worker thread (measured 5-30x)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

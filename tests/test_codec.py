@@ -31,15 +31,6 @@ def tiny_dac_config() -> DacConfig:
     )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny convolutions are dominated by thread start-up on a shared 2-core machine; one thread is faster.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def saved_dac(tmp_path_factory):
     torch.manual_seed(0)

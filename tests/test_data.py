@@ -31,15 +31,6 @@ from visage_hf.directions import model_direction_vector
 PAD = 1024
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    # Tiny tensors: thread hand-offs cost more than the work on a busy 2-core machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def config() -> VisageConfig:
     """The original's 5 s layout (20 CLIP frames, 430 codec frames, 861 pattern steps) on a tiny model."""

@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
@@ -65,16 +64,6 @@ SPLIT_CLIPS = {
     "validation": ["CCCC-CCCC_3_1"],
     "test": [],
 }
-
-
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    # Tiny models on a busy 2-core machine: thread hand-offs cost far more than the work (measured 20x for DAC).
-    # Module scope: autouse fixtures run first, so the module-scoped pipeline below runs single-threaded too.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module", autouse=True)

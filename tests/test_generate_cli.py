@@ -9,7 +9,6 @@ import shutil
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
 from visage_hf import cli, hub
 from visage_hf.cli import GUIDANCE_CHOICES, main
@@ -25,15 +24,6 @@ from visage_hf.video import audio_track_info, probe, read_audio_track
 SAMPLE_RATE = 44100
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 ORIGINAL_FIXTURE = "tests/fixtures/original_tiny/foa"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny models gain nothing from threads, and on a shared 2-core machine two threads can be 10x slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

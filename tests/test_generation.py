@@ -23,7 +23,6 @@ from visage_hf.generation import (
 from visage_hf.modeling_visage import shift_codes_right
 
 PAD = 1024
-pytestmark = pytest.mark.usefixtures("single_torch_thread")
 BRANCHES = {  # (null_visual, null_direction), in the order the original's formulas use them
     "none": [(False, False)],
     "joint": [(False, False), (True, True)],

@@ -15,7 +15,6 @@ from visage_hf.generation import make_generation_cache
 from visage_hf.modeling_visage import VisageForFOA, register_visage_auto_classes, shift_codes_right
 
 PAD = 1024
-pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def expected_state_dict_keys(config: VisageConfig) -> set[str]:

@@ -28,15 +28,6 @@ ORIGINAL_FIXTURE = "tests/fixtures/original_tiny/foa"
 RED = np.array([230, 30, 30])
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny models gain nothing from threads, and on a shared 2-core machine two threads can be 10x slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def pipe() -> VisagePipeline:
     """The tiny random pipeline with the real 5 s window."""

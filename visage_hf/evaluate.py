@@ -192,6 +192,8 @@ def _audio_files(folder: Path, exclude: Path | None) -> dict[str, Path]:
     for path in sorted(folder.rglob("*")):
         if not path.is_file() or path.suffix.lower() not in AUDIO_EXTENSIONS:
             continue
+        if any(part.startswith(".") for part in path.relative_to(folder).parts):
+            continue  # hidden: temporary files of an atomic write in progress
         if exclude is not None and exclude in path.resolve().parents:
             continue
         key = path.relative_to(folder).with_suffix("").as_posix()
