@@ -341,7 +341,9 @@ class VisagePipeline(DiffusionPipeline):
         single_original = (
             mode == "original" and len(plan) == 1 and plan[0].num_video_frames <= config.max_source_positions
         )
-        bar = self._progress(progress, total=self._count_steps(plan, original_count=single_original))
+        bar = self._progress(
+            progress, total=self._count_steps(plan, original_count=single_original), desc="generating codes"
+        )
         try:
             for index, window in enumerate(plan):
                 bar.set_description(f"window {index + 1}/{len(plan)}")
@@ -370,15 +372,15 @@ class VisagePipeline(DiffusionPipeline):
         return codes
 
     def _progress(self, enabled: bool, iterable=None, total: int | None = None, desc: str | None = None):
-        """``self.progress_bar`` (honours ``set_progress_bar_config``), or a silent bar when not ``enabled``."""
-        bar = (
-            self.progress_bar(iterable=iterable, total=total)
-            if enabled
-            else tqdm(iterable, total=total, disable=True)
-        )
+        """A tqdm bar like ``self.progress_bar`` (honours ``set_progress_bar_config``), silent when not
+        ``enabled``. The description is given at creation: progress trackers that wrap tqdm (Gradio's) read it
+        only then."""
+        config = {**getattr(self, "_progress_bar_config", {})}
         if desc:
-            bar.set_description(desc)
-        return bar
+            config["desc"] = desc
+        if not enabled:
+            config["disable"] = True
+        return tqdm(iterable, total=total, **config)
 
     def _count_steps(self, plan: WindowPlan, original_count: bool = False) -> int:
         """Decoder steps the plan will run (for the progress bar): pattern steps minus prompt steps."""
