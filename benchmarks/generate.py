@@ -10,7 +10,9 @@ process per variant:
   logits, top-k and one ``torch.multinomial`` per live head (fp32, as the released model runs);
 * ``reference-live``: the same, computing only the live heads (what the original code actually does);
 * ``ours`` / ``ours-bf16``: `VisageForFOA.generate` (one batched decoder pass for both branches, preallocated
-  cache, live heads only, guidance combined before the heads), fp32 / bf16 weights.
+  cache, live heads only, guidance combined before the heads; on CPU the decoder's step weights, the stacked live
+  heads and the code tables are read through copies laid out for few-row products, made once per call -- see
+  `visage_hf.encoder_decoder.PackedLinear`), fp32 / bf16 weights.
 
 Prints ms per decoder step, generated codes per second, the speed-up over ``reference`` (fp32) measured in the
 same run, peak RSS, and the distance from the memory-bandwidth floor (every step must read the decoder's

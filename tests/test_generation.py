@@ -369,8 +369,8 @@ def test_bad_generate_inputs_raise(tiny_model, tiny_mono_model, make_conditions)
 
 
 def test_cpu_fp32_generation_restores_the_weight_layout(tiny_model, make_conditions):
-    # generate stores decoder weights column-major while it runs (faster fp32 products on CPU); saving or
-    # training afterwards must see ordinary contiguous parameters with unchanged values.
+    # generate reads the decoder through packed weight copies while it runs (faster few-row products on CPU);
+    # saving or training afterwards must see ordinary contiguous parameters with unchanged values.
     before = {name: tensor.clone() for name, tensor in tiny_model.state_dict().items()}
     clip, energy, direction = make_conditions(tiny_model.config, batch=1, frames=1)
     tiny_model.generate(clip, energy, direction, seed=0, num_frames=2)

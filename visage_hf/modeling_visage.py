@@ -15,6 +15,9 @@ batched decoder pass per step (see `generation.py`).
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -35,7 +38,7 @@ from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput
 from transformers.utils import ModelOutput
 
 from .configuration_visage import DEFAULT_GENERATION_SETTINGS, VisageConfig
-from .encoder_decoder import VisageDecoder, VisageEncoder, VisageModel
+from .encoder_decoder import PackedLinear, VisageDecoder, VisageEncoder, VisageModel
 from .generation import (
     CodePatternLogitsProcessor,
     CodeSamplingLogitsProcessor,
@@ -43,7 +46,6 @@ from .generation import (
     ProgressLogitsProcessor,
     build_code_canvas,
     check_prefix_codes,
-    column_major_weights,
     first_set,
     frames_to_generate,
     make_generation_cache,
@@ -123,6 +125,8 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
         if not config.is_mono:
             self.null_energy_embedding = nn.Parameter(torch.zeros(config.energy_map_dim))
             self.null_direction_embedding = nn.Parameter(torch.zeros(config.direction_dim))
+        # Set only during CPU generation: stacked, packed heads per recurring list of live streams.
+        self._packed_heads: dict[tuple[int, ...], PackedLinear] | None = None
         self.post_init()
         for key, value in DEFAULT_GENERATION_SETTINGS.items():
             setattr(self.generation_config, key, value)
@@ -383,16 +387,25 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
         if live_streams:
             branches = last_hidden.view(-1, batch, last_hidden.shape[-1])  # (K, batch, d)
             if plan is None:
-                guided = self.stream_logits(branches[0], live_streams)
+                guided = self._live_stream_logits(branches[0], live_streams)
             elif plan.combine_logits:
-                guided = plan.combine(self.stream_logits(branches, live_streams))
+                guided = plan.combine(self._live_stream_logits(branches, live_streams))
             else:
                 # Heads are affine and the guidance weights sum to 1: combining hidden states first is exact
                 # in real arithmetic and computes each live head once instead of K times.
                 combined = plan.combine(branches.float()).to(branches.dtype)  # one rounding in bf16
-                guided = self.stream_logits(combined, live_streams)
+                guided = self._live_stream_logits(combined, live_streams)
             logits[:, live_streams] = guided.to(logits.dtype)
         return logits.view(batch * config.num_streams, 1, config.codebook_size)
+
+    def _live_stream_logits(self, hidden_states: torch.Tensor, streams: list[int]) -> torch.Tensor:
+        """`stream_logits` of a generation step: one packed product over the stacked heads of ``streams``
+        where `_packed_decoding_weights` prepared one for this list."""
+        packed_heads = self._packed_heads  # read once: another thread's generate may end meanwhile
+        packed = packed_heads.get(tuple(streams)) if packed_heads else None
+        if packed is None:
+            return self.stream_logits(hidden_states, streams)
+        return packed(hidden_states).unflatten(-1, (len(streams), -1))
 
     # ------------------------------------------------------------------ generation
     def prepare_inputs_for_generation(
@@ -511,27 +524,36 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
         if known_steps == total_steps:  # the prefix already covers every frame
             codes = pattern.revert(canvas)
         else:
-            cpu_fp32 = self.device.type == "cpu" and self.dtype == torch.float32
-            with column_major_weights(self._decoding_linears(), enabled=cpu_fp32 and total_steps > 1):
-                sequences = self._generate_steps(
-                    clip_features, energy_map, direction, canvas, known_steps, plan, do_sample, sampler_settings,
-                    mode, logits_processor, show_progress, kwargs,
-                )  # fmt: skip
+            sequences = self._generate_steps(
+                clip_features, energy_map, direction, canvas, known_steps, plan, do_sample, sampler_settings,
+                mode, logits_processor, show_progress, kwargs,
+            )  # fmt: skip
             grid = sequences[:, 1:].reshape(batch, config.num_streams, total_steps).transpose(1, 2)
             codes = pattern.revert(grid.cpu()).to(sequences.device)
         if pad_to_clip:  # the original's end handling: repeat the last frame up to the clip's DAC length
             codes = repeat_last_frame(codes, config.output_frames_for_video_frames(video_frames, mode))
         return codes.reshape(batch, config.num_channels, config.num_codebooks, -1)
 
-    def _decoding_linears(self) -> list[nn.Linear]:
-        """The Linear layers every decoder step reads with few rows (cross-attention k/v run once; the output
-        heads are single-row products, which gain too little to pay for re-laying out 36 tables)."""
-        linears = []
-        for layer in self.model.decoder.layers:
-            attention, cross = layer.self_attn, layer.encoder_attn
-            linears += [attention.q_proj, attention.k_proj, attention.v_proj, attention.out_proj]
-            linears += [cross.q_proj, cross.out_proj, layer.fc1, layer.fc2]
-        return linears
+    @contextmanager
+    def _packed_decoding_weights(self, schedule: list[list[int]]) -> Iterator[None]:
+        """On CPU (fp32 / bf16), the generation steps of ``schedule`` (live streams per step) read the
+        decoder's step weights and the live heads through `PackedLinear` copies (2-3x faster few-row products
+        there; see `PackedLinear`), held for the call only. Heads are stacked per list of live streams that
+        recurs (the pattern alternates between a few); a list used once keeps the plain per-head products."""
+        if len(schedule) < 2 or not PackedLinear.supports(self.heads[0].weight):
+            yield
+            return
+        uses = Counter(tuple(streams) for streams in schedule)
+        with self.model.decoder.packed_weights():
+            try:
+                self._packed_heads = {
+                    streams: PackedLinear([self.heads[stream] for stream in streams])
+                    for streams, count in uses.items()
+                    if streams and count > 1
+                }
+                yield
+            finally:
+                self._packed_heads = None
 
     def _generate_steps(
         self,
@@ -596,17 +618,19 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
             temperature=1.0,
         )
         model_kwargs = step_config.update(**kwargs)  # remaining generation options go into the config
-        outputs = super().generate(
-            start,
-            generation_config=step_config,
-            logits_processor=processors,
-            encoder_outputs=encoder_outputs,
-            decoder_input_ids=decoder_input_ids,
-            cache=make_generation_cache(config, capacity=total_steps) if use_cache else None,
-            stream_schedule=stream_schedule(canvas),
-            guidance_plan=plan,
-            **model_kwargs,
-        )
+        schedule = stream_schedule(canvas)
+        with self._packed_decoding_weights(schedule[known_steps:]):
+            outputs = super().generate(
+                start,
+                generation_config=step_config,
+                logits_processor=processors,
+                encoder_outputs=encoder_outputs,
+                decoder_input_ids=decoder_input_ids,
+                cache=make_generation_cache(config, capacity=total_steps) if use_cache else None,
+                stream_schedule=schedule,
+                guidance_plan=plan,
+                **model_kwargs,
+            )
         return outputs.sequences if isinstance(outputs, ModelOutput) else outputs
 
     # ------------------------------------------------------------------ mono -> FOA
