@@ -16,13 +16,12 @@ import numpy as np
 import pytest
 
 from visage_hf.audio import write_audio
+from visage_hf.clip_files import load_directions, match_files
 from visage_hf.evaluate import (
     PER_CLIP_COLUMNS,
     add_evaluate_parser,
     evaluate_directories,
-    load_directions,
     main,
-    match_files,
 )
 from visage_hf.foa import encode
 from visage_hf.metrics.spatial import spatial_scores

@@ -30,6 +30,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .audio import check_mono, read_audio, write_audio
+from .clip_files import AUDIO_EXTENSIONS
 from .directions import direction_to_vector, indices_to_direction
 from .foa import encode
 
@@ -43,7 +44,6 @@ __all__ = [
 
 CONVENTIONS = ("sn3d", "original")
 ORIGINAL_DIRECTIONAL_GAIN = np.sqrt(2.0)
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".aiff", ".aif")
 
 
 def _check_convention(convention: str) -> str:
@@ -126,7 +126,7 @@ def spatialize_outputs(
         source: a folder of mono audio files (searched recursively; the file stem is the clip id), or a
             callable ``clip_id -> (mono (samples,), sample_rate)``, e.g. a wrapper around any V2A model.
         directions: clip id -> camera ``(azimuth, elevation)`` in public degrees
-            (:func:`visage_hf.evaluate.load_directions` reads YT-Ambigen's ``ambi.json``).
+            (:func:`visage_hf.clip_files.load_directions` reads YT-Ambigen's ``ambi.json``).
         convention: ``"sn3d"`` or ``"original"``.
         clips: the clip ids to process (default: every file of the folder, or every key of ``directions``
             for a callable).

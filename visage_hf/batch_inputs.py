@@ -9,7 +9,7 @@
 
 A source lists the clips it can load (``clip_ids``) and the ones it knows but cannot (``problems``: clip ->
 reason, e.g. no direction), so that nothing asked for is skipped silently. Directions tables come from
-:func:`visage_hf.evaluate.load_directions` (YT-Ambigen ``ambi.json``, JSON or CSV, public degrees); YT-Ambigen
+:func:`visage_hf.clip_files.load_directions` (YT-Ambigen ``ambi.json``, JSON or CSV, public degrees); YT-Ambigen
 indices stored with features give the original's bit-exact model vector
 (:func:`visage_hf.directions.model_direction_vector`).
 """
@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .clip_files import VIDEO_EXTENSIONS, clip_id_from_name, load_directions
 from .directions import check_elevation, direction_to_model_vector, model_direction_vector, wrap_azimuth
 
 __all__ = [
@@ -39,9 +40,6 @@ __all__ = [
     "open_source",
     "read_clip_list",
 ]
-
-VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v")
-_STRIPPED_EXTENSIONS = {".npy", ".npz", ".wav", ".flac", *VIDEO_EXTENSIONS}
 
 
 @dataclass
@@ -75,11 +73,6 @@ class VideoRequest:
     duration: float | None = None
 
 
-def _strip_extension(name: str) -> str:
-    path = Path(name.strip())
-    return path.with_suffix("").as_posix() if path.suffix.lower() in _STRIPPED_EXTENSIONS else path.as_posix()
-
-
 def read_clip_list(path: str | os.PathLike) -> list[str]:
     """Clip ids of a CSV with an ``id``, ``clip`` or ``file_path`` column (extensions such as ``.npy`` stripped),
     in file order, without repeats."""
@@ -94,7 +87,7 @@ def read_clip_list(path: str | os.PathLike) -> list[str]:
             raise ValueError(
                 f"clip list {path}: expected an 'id', 'clip' or 'file_path' column, got {fields}"
             )
-        ids = [_strip_extension(row[column]) for row in reader if (row[column] or "").strip()]
+        ids = [clip_id_from_name(row[column]) for row in reader if (row[column] or "").strip()]
     if not ids:
         raise ValueError(f"clip list {path} lists no clips")
     return list(dict.fromkeys(ids))
@@ -325,7 +318,6 @@ def open_source(
 ) -> ClipSource:
     """The clip source of the ``generate-batch`` inputs (see the module docstring); exactly one of ``features``
     and ``videos``."""
-    from .evaluate import load_directions
 
     if (features is None) == (videos is None):
         raise ValueError("expected exactly one input: --features PATH or --videos PATH")

@@ -34,13 +34,7 @@ final table is identical to an uninterrupted run's, because each clip's jitter i
 the clip id alone, and dataset scores are computed from the saved rows in clip order. A report folder
 written with another configuration is refused unless ``--overwrite`` is given.
 
-**Directions file** (``--directions``), clip id -> camera direction:
-
-* JSON ``{"clip": [elevation_index, azimuth_index]}``: YT-Ambigen's ``ambi.json`` (integer 2° indices,
-  converted with :func:`visage_hf.directions.indices_to_direction` to the true camera direction);
-* JSON ``{"clip": {"azimuth": deg, "elevation": deg}}``: public degrees;
-* CSV with a header: ``clip,azimuth,elevation`` (degrees) or ``clip,elevation_index,azimuth_index``
-  (``id`` or ``file_path`` are accepted for ``clip``; a trailing ``.npy``/audio extension is stripped).
+**Directions file** (``--directions``) and file pairing: :mod:`visage_hf.clip_files`.
 """
 
 from __future__ import annotations
@@ -61,26 +55,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+from .clip_files import AUDIO_EXTENSIONS, load_directions, match_files
+
 # Only the standard library at import time: `visage --help` builds this parser, and numpy, tqdm and the
 # metrics load when a run starts.
 if TYPE_CHECKING:
     import numpy as np
 
 __all__ = [
-    "AUDIO_EXTENSIONS",
     "METRIC_CHOICES",
     "PER_CLIP_COLUMNS",
     "EvaluationResult",
     "add_evaluate_command",
     "add_evaluate_parser",
     "evaluate_directories",
-    "load_directions",
     "main",
-    "match_files",
     "run_evaluate",
 ]
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".aiff", ".aif")
 # = ("clip", *metrics.spatial.SPATIAL_COLUMNS, *DIRECTION_COLUMNS, kld_ of each of metrics.semantic.VIEWS)
 PER_CLIP_COLUMNS = (
     "clip",
@@ -114,126 +106,6 @@ def parse_metrics(metrics: str | Iterable[str]) -> tuple[str, ...]:
     if "semantic" in chosen:
         chosen = (chosen - {"semantic"}) | {"fad", "kld"}
     return tuple(name for name in ("spatial", "fad", "kld") if name in chosen)
-
-
-def _strip_extension(name: str) -> str:
-    path = Path(name)
-    if path.suffix.lower() in {*AUDIO_EXTENSIONS, ".npy", ".npz", ".mp4"}:
-        return str(path.with_suffix(""))
-    return name
-
-
-def _direction_from_json_value(clip: str, value) -> tuple[float, float]:
-    from .directions import check_elevation, indices_to_direction
-
-    if isinstance(value, Mapping) and {"azimuth", "elevation"} <= set(value):
-        return float(value["azimuth"]), float(check_elevation(float(value["elevation"])))
-    if (
-        isinstance(value, Sequence)
-        and len(value) == 2
-        and all(isinstance(item, int) and not isinstance(item, bool) for item in value)
-    ):
-        azimuth, elevation = indices_to_direction(value[0], value[1])
-        return float(azimuth), float(elevation)
-    raise ValueError(
-        f"directions[{clip!r}]: expected [elevation_index, azimuth_index] (integers) or "
-        f'{{"azimuth": deg, "elevation": deg}}, got {value!r}'
-    )
-
-
-def load_directions(path: str | os.PathLike) -> dict[str, tuple[float, float]]:
-    """Read a directions file (formats in the module docstring) -> clip id -> ``(azimuth, elevation)``
-    in public degrees (true ambisonic azimuth)."""
-    from .directions import check_elevation, indices_to_direction
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"directions file not found: {path}")
-    if path.suffix.lower() == ".json":
-        try:
-            table = json.loads(path.read_text())
-        except json.JSONDecodeError as error:
-            raise ValueError(f"directions file {path} is not valid JSON: {error}") from None
-        if not isinstance(table, Mapping):
-            raise ValueError(
-                f"directions file {path}: expected a JSON object clip -> direction, got {type(table).__name__}"
-            )
-        return {
-            _strip_extension(str(clip)): _direction_from_json_value(clip, value)
-            for clip, value in table.items()
-        }
-    with path.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        fields = set(reader.fieldnames or ())
-        clip_field = next((name for name in ("clip", "id", "file_path") if name in fields), None)
-        if clip_field is None:
-            raise ValueError(
-                f"directions file {path}: expected a 'clip' (or 'id', 'file_path') column, got {sorted(fields)}"
-            )
-        directions = {}
-        for row in reader:
-            clip = _strip_extension(row[clip_field])
-            if {"azimuth", "elevation"} <= fields:
-                directions[clip] = (float(row["azimuth"]), float(check_elevation(float(row["elevation"]))))
-            elif {"elevation_index", "azimuth_index"} <= fields:
-                azimuth, elevation = indices_to_direction(
-                    int(row["elevation_index"]), int(row["azimuth_index"])
-                )
-                directions[clip] = (float(azimuth), float(elevation))
-            else:
-                raise ValueError(
-                    f"directions file {path}: expected columns azimuth,elevation (degrees) or "
-                    f"elevation_index,azimuth_index, got {sorted(fields)}"
-                )
-        return directions
-
-
-def _audio_files(folder: Path, exclude: Path | None) -> dict[str, Path]:
-    files: dict[str, Path] = {}
-    for path in sorted(folder.rglob("*")):
-        if not path.is_file() or path.suffix.lower() not in AUDIO_EXTENSIONS:
-            continue
-        if any(part.startswith(".") for part in path.relative_to(folder).parts):
-            continue  # hidden: temporary files of an atomic write in progress
-        if exclude is not None and exclude in path.resolve().parents:
-            continue
-        key = path.relative_to(folder).with_suffix("").as_posix()
-        if key in files:
-            raise ValueError(
-                f"two files in {folder} share the clip id {key!r}: {files[key].name} and {path.name}"
-            )
-        files[key] = path
-    return files
-
-
-def match_files(
-    prediction_dir: str | os.PathLike, target_dir: str | os.PathLike, exclude: str | os.PathLike | None = None
-) -> tuple[list[tuple[str, Path, Path]], list[Path], list[Path]]:
-    """Pair audio files of two folders (rules in the module docstring).
-
-    Returns:
-        ``(pairs, unmatched_predictions, unmatched_targets)`` with pairs ``(clip_id, prediction, target)``
-        sorted by clip id. ``exclude``: a folder to skip (the report folder, if it lies inside).
-    """
-    exclude = Path(exclude).resolve() if exclude is not None else None
-    predictions = _audio_files(Path(prediction_dir), exclude)
-    targets = _audio_files(Path(target_dir), exclude)
-    pairs = {key: (predictions[key], targets[key]) for key in predictions.keys() & targets.keys()}
-    left_predictions = {key: path for key, path in predictions.items() if key not in pairs}
-    left_targets = {key: path for key, path in targets.items() if key not in pairs}
-
-    def by_unique_stem(files: dict[str, Path]) -> dict[str, str]:
-        stems: dict[str, list[str]] = {}
-        for key in files:
-            stems.setdefault(Path(key).name, []).append(key)
-        return {stem: keys[0] for stem, keys in stems.items() if len(keys) == 1}
-
-    prediction_stems, target_stems = by_unique_stem(left_predictions), by_unique_stem(left_targets)
-    for stem in prediction_stems.keys() & target_stems.keys():
-        key, target_key = prediction_stems[stem], target_stems[stem]
-        pairs[key] = (left_predictions.pop(key), left_targets.pop(target_key))
-    ordered = [(key, *pairs[key]) for key in sorted(pairs)]
-    return ordered, sorted(left_predictions.values()), sorted(left_targets.values())
 
 
 # ----------------------------------------------------------------------------- resumable report files
