@@ -252,21 +252,11 @@ class _ClipGenerator:
 
     @torch.no_grad()
     def _video_conditions(self, request: VideoRequest) -> ClipConditions:
-        from .pipeline import _fit_frames, _processor_short_side
-        from .video_clip import load_video_clip
-
-        config = self.model.config
-        clip = load_video_clip(
+        frames, plan, _ = self.pipe.load_frames(
             request.video, request.azimuth, request.elevation, request.start, request.duration,
-            fps=config.video_fps, equirect=self.settings.equirect,
-            short_side=_processor_short_side(self.pipe.image_processor),
+            equirect=self.settings.equirect, mode=self.mode,
         )  # fmt: skip
-        num_samples = round(clip.duration * self.pipe.sample_rate)
-        if num_samples < 1:
-            raise ValueError(
-                f"the clip of {request.video} is {clip.duration:g} s long: shorter than one sample"
-            )
-        frames = _fit_frames(clip.frames, self.plan(num_samples).num_video_frames)
+        num_samples = plan.num_samples
         inputs = self.extractor(frames, request.azimuth, request.elevation)
         return ClipConditions(
             request.clip_id,
@@ -278,7 +268,7 @@ class _ClipGenerator:
 
     def plan(self, num_samples: int) -> WindowPlan:
         """The pipeline's window plan for a clip of ``num_samples`` (so a clip generates as ``pipe(...)`` does)."""
-        return self.pipe._plan_for_mode(num_samples, None, self.mode)
+        return self.pipe.plan_windows(num_samples, mode=self.mode)
 
     # ------------------------------------------------------------------ generation
     @torch.no_grad()

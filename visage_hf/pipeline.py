@@ -190,11 +190,15 @@ class VisagePipeline(DiffusionPipeline):
         """Output sample rate in Hz (the codec's, 44100)."""
         return int(self.codec.config.sampling_rate)
 
-    def plan_windows(self, num_samples: int, overlap: float | None = None) -> WindowPlan:
+    def plan_windows(
+        self, num_samples: int, overlap: float | None = None, mode: str | None = None
+    ) -> WindowPlan:
         """The :class:`~visage_hf.windowing.WindowPlan` for ``num_samples`` output samples and ``overlap``
         seconds of video shared by neighbouring windows (rounded to whole video frames, at least one; default
-        1 s, at most a quarter of the model's window)."""
+        1 s, at most a quarter of the model's window). In ``mode="original"`` a clip that fits one window is
+        one call with the original's own frame count and end padding (see `generate_codes`)."""
         config = self.foa_model.config
+        mode = config._mode(mode)
         if overlap is None:
             overlap = min(DEFAULT_OVERLAP_SECONDS, config.max_duration / 4)
         if not (math.isfinite(overlap) and overlap > 0):
@@ -204,7 +208,7 @@ class VisagePipeline(DiffusionPipeline):
             raise ValueError(
                 f"overlap: expected less than the model's window of {config.max_duration:g} s, got {overlap:g} s"
             )
-        return plan_windows(
+        plan = plan_windows(
             num_samples,
             sample_rate=config.sample_rate,
             hop_length=config.hop_length,
@@ -213,6 +217,43 @@ class VisagePipeline(DiffusionPipeline):
             max_window_frames=config.max_frames,
             overlap_video_frames=overlap_frames,
         )
+        if mode == "original" and plan.num_video_frames <= config.max_source_positions:
+            window = Window(0, plan.num_video_frames, 0, plan.num_code_frames, 0)
+            plan = WindowPlan(
+                (window,), num_samples, plan.num_video_frames, plan.num_code_frames, plan.hop_length
+            )
+        return plan
+
+    def load_frames(
+        self,
+        video,
+        azimuth: float,
+        elevation: float,
+        start: float = 0.0,
+        duration: float | None = None,
+        *,
+        equirect: bool | None = None,
+        overlap: float | None = None,
+        mode: str | None = None,
+    ) -> tuple[np.ndarray, WindowPlan, bool]:
+        """The model's view of a clip: ``(frames (T, H, W, 3) uint8 at the model's fps, window plan, equirect)``.
+
+        ``video`` is a path or 4-fps frames; a 360° video is cropped to the field of view at the direction.
+        The output will have ``round(duration · sample_rate)`` samples, and ``frames`` exactly the plan's
+        video frames.
+        """
+        config = self.foa_model.config
+        clip = load_video_clip(
+            video, azimuth, elevation, start, duration, fps=config.video_fps, equirect=equirect,
+            short_side=_processor_short_side(self.image_processor),
+        )  # fmt: skip
+        num_samples = round(clip.duration * self.sample_rate)
+        if num_samples < 1:
+            raise ValueError(
+                f"duration: {clip.duration:g} s is shorter than one sample at {self.sample_rate} Hz"
+            )
+        plan = self.plan_windows(num_samples, overlap, mode)
+        return _fit_frames(clip.frames, plan.num_video_frames), plan, clip.equirect
 
     @torch.no_grad()
     def __call__(
@@ -273,22 +314,13 @@ class VisagePipeline(DiffusionPipeline):
             raise ValueError(f"crossfade: expected seconds >= 0, got {crossfade!r}")
         config = self.foa_model.config
         mode = config._mode(mode)
-        clip = load_video_clip(
-            video, azimuth, elevation, start, duration, fps=config.video_fps, equirect=equirect,
-            short_side=_processor_short_side(self.image_processor),
-        )  # fmt: skip
-        num_samples_out = round(clip.duration * self.sample_rate)
-        if num_samples_out < 1:
-            raise ValueError(
-                f"duration: {clip.duration:g} s is shorter than one sample at {self.sample_rate} Hz"
-            )
+        if seed is not None and generator is not None:
+            raise ValueError("pass either generator or seed, not both")
+        frames, plan, equirect = self.load_frames(
+            video, azimuth, elevation, start, duration, equirect=equirect, overlap=overlap, mode=mode
+        )
         if seed is not None:
-            if generator is not None:
-                raise ValueError("pass either generator or seed, not both")
             generator = torch.Generator(device=self.foa_model.device).manual_seed(int(seed))
-
-        plan = self._plan_for_mode(num_samples_out, overlap, mode)
-        frames = _fit_frames(clip.frames, plan.num_video_frames)
         settings = {
             "guidance": guidance,
             "guidance_scale": guidance_scale,
@@ -304,18 +336,7 @@ class VisagePipeline(DiffusionPipeline):
         audio = self.decode(codes, plan, round(crossfade * self.sample_rate), progress)
         if not return_dict:
             return audio, self.sample_rate, codes
-        return VisagePipelineOutput(audio, self.sample_rate, codes, plan.windows, frames, clip.equirect)
-
-    def _plan_for_mode(self, num_samples: int, overlap: float | None, mode: str) -> WindowPlan:
-        plan = self.plan_windows(num_samples, overlap)
-        config = self.foa_model.config
-        if mode == "original" and plan.num_video_frames <= config.max_source_positions:
-            # One call with the original's own frame count and end padding (see `generate_codes`).
-            window = Window(0, plan.num_video_frames, 0, plan.num_code_frames, 0)
-            plan = WindowPlan(
-                (window,), num_samples, plan.num_video_frames, plan.num_code_frames, plan.hop_length
-            )
-        return plan
+        return VisagePipelineOutput(audio, self.sample_rate, codes, plan.windows, frames, equirect)
 
     def generate_codes(
         self,
