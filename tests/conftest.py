@@ -1,10 +1,19 @@
 """Shared fixtures: tiny random ViSAGe models (full 4 × 9 stream layout) and matching conditions.
 
-Any test module may use `tiny_config`, `tiny_model`, `tiny_mono_model` and `make_conditions`; every test runs
-with one torch thread (`single_torch_thread`).
+Any test module may use `tiny_config`, `tiny_model`, `tiny_mono_model`, `make_conditions` and `serve_app`
+(`python app.py` on a free localhost port); every test runs with one torch thread (`single_torch_thread`).
 """
 
 from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 import torch
@@ -77,3 +86,66 @@ def single_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def _served_app(folder: Path, extra_env: dict[str, str], timeout: float = 90.0) -> Iterator[str]:
+    port, log = free_port(), folder / "app.log"
+    env = {
+        **os.environ,
+        "VISAGE_MODEL": "tiny-random",
+        "GRADIO_TEMP_DIR": str(folder / "gradio"),
+        "TMPDIR": str(folder),
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "HF_HUB_OFFLINE": "1",
+        **extra_env,
+    }
+    app = Path(__file__).resolve().parents[1] / "app.py"
+    with open(log, "w") as output:
+        process = subprocess.Popen(
+            [sys.executable, str(app), "--port", str(port)],
+            cwd=folder,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        _wait_until_serving(url, process, log, timeout)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_until_serving(url: str, process: subprocess.Popen, log: Path, timeout: float) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"app.py exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(url, timeout=2.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"app.py did not serve {url} within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def serve_app():
+    """``with serve_app(folder, {"VISAGE_MAX_CLIP_SECONDS": "3"}) as url:`` runs ``python app.py`` with the tiny
+    random pipeline (offline) on a free localhost port, logs to ``folder/app.log``, and stops it afterwards."""
+    return _served_app

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,6 +13,7 @@ import httpx
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import free_port
 
 from visage_hf import app_logic as logic
 from visage_hf.sa3d import read_sa3d
@@ -39,26 +37,6 @@ SETTINGS = {
 # ============================================================================================ fixtures
 
 
-def _free_port() -> int:
-    with socket.socket() as probe_socket:
-        probe_socket.bind(("127.0.0.1", 0))
-        return probe_socket.getsockname()[1]
-
-
-def _wait_until_serving(url: str, process: subprocess.Popen, log: Path, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"app.py exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(url, timeout=2.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"app.py did not serve {url} within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
-
-
 @pytest.fixture(scope="module")
 def media(tmp_path_factory):
     folder = tmp_path_factory.mktemp("media")
@@ -73,39 +51,13 @@ def media(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
-    """`python app.py` on a free localhost port with VISAGE_MODEL=tiny-random; stopped at the end."""
-    folder = tmp_path_factory.mktemp("app")
-    port, log = _free_port(), folder / "app.log"
-    env = {
-        **os.environ,
-        "VISAGE_MODEL": "tiny-random",
+def app_url(tmp_path_factory, serve_app):
+    limits = {
         "VISAGE_MAX_VIDEO_SECONDS": str(MAX_VIDEO_SECONDS),
         "VISAGE_MAX_CLIP_SECONDS": str(MAX_CLIP_SECONDS),
-        "GRADIO_TEMP_DIR": str(folder / "gradio"),
-        "TMPDIR": str(folder),
-        "GRADIO_ANALYTICS_ENABLED": "False",
-        "HF_HUB_OFFLINE": "1",
     }
-    with open(log, "w") as output:
-        process = subprocess.Popen(
-            [sys.executable, str(ROOT / "app.py"), "--port", str(port)],
-            cwd=folder,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        _wait_until_serving(url, process, log)
+    with serve_app(tmp_path_factory.mktemp("app"), limits) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture(scope="module")
@@ -226,7 +178,7 @@ def test_page_loads_and_says_why_when_the_model_cannot_load(tmp_path, monkeypatc
     demo = app.build_demo(model=str(missing), output_root=tmp_path / "out", start_loading=True)
     assert demo.model_loader.wait(timeout=30)
     demo.queue().launch(
-        server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True, quiet=True
+        server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True
     )
     try:
         from gradio_client import Client

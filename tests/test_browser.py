@@ -7,9 +7,6 @@ video, presses generate and finds the players and downloads. Needs /usr/bin/chro
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,7 +17,6 @@ from visage_hf.synthetic import moving_object_video
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 CLIP_SECONDS = 5.0  # the duration slider's default: no "the video is shorter" warning over the screenshot
@@ -53,55 +49,10 @@ if _missing_browser():
     pytest.skip(_missing_browser(), allow_module_level=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe_socket:
-        probe_socket.bind(("127.0.0.1", 0))
-        return probe_socket.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
-    """`python app.py` with VISAGE_MODEL=tiny-random on a free localhost port; stopped at the end."""
-    folder = tmp_path_factory.mktemp("app")
-    port, log = _free_port(), folder / "app.log"
-    env = {
-        **os.environ,
-        "VISAGE_MODEL": "tiny-random",
-        "GRADIO_TEMP_DIR": str(folder / "gradio"),
-        "TMPDIR": str(folder),
-        "GRADIO_ANALYTICS_ENABLED": "False",
-        "HF_HUB_OFFLINE": "1",
-    }
-    with open(log, "w") as output:
-        process = subprocess.Popen(
-            [sys.executable, str(ROOT / "app.py"), "--port", str(port)],
-            cwd=folder,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"app.py exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                if httpx.get(url, timeout=2.0).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"app.py did not serve {url} in 90 s:\n{log.read_text()[-3000:]}")
-            time.sleep(0.5)
+def app_url(tmp_path_factory, serve_app):
+    with serve_app(tmp_path_factory.mktemp("app"), {}) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture

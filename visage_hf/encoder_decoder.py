@@ -189,14 +189,7 @@ class VisageEncoderLayer(GradientCheckpointingLayer):
             dim, config.encoder_attention_heads, config.attention_dropout, layer_idx
         )
         self.self_attn_layer_norm = nn.LayerNorm(dim, eps=config.layer_norm_eps)
-        self.fc1 = nn.Linear(dim, config.encoder_ffn_dim)
-        self.fc2 = nn.Linear(config.encoder_ffn_dim, dim)
-        self.final_layer_norm = nn.LayerNorm(dim, eps=config.layer_norm_eps)
-        self.activation_function = config.activation_function
-        self.activation_fn = ACT2FN[config.activation_function]
-        self.dropout = config.dropout
-        self.activation_dropout = config.activation_dropout
-        self.packed_linears: dict[str, PackedLinear] = {}  # "fc1" (with activation), "fc2" in CPU generation
+        _add_feed_forward(self, config, config.encoder_ffn_dim)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         residual = hidden_states
@@ -217,14 +210,7 @@ class VisageDecoderLayer(GradientCheckpointingLayer):
             dim, heads, config.attention_dropout, layer_idx, is_cross_attention=True
         )
         self.encoder_attn_layer_norm = nn.LayerNorm(dim, eps=config.layer_norm_eps)
-        self.fc1 = nn.Linear(dim, config.decoder_ffn_dim)
-        self.fc2 = nn.Linear(config.decoder_ffn_dim, dim)
-        self.final_layer_norm = nn.LayerNorm(dim, eps=config.layer_norm_eps)
-        self.activation_function = config.activation_function
-        self.activation_fn = ACT2FN[config.activation_function]
-        self.dropout = config.dropout
-        self.activation_dropout = config.activation_dropout
-        self.packed_linears: dict[str, PackedLinear] = {}  # "fc1" (with activation), "fc2" in CPU generation
+        _add_feed_forward(self, config, config.decoder_ffn_dim)
 
     def forward(
         self,
@@ -246,6 +232,18 @@ class VisageDecoderLayer(GradientCheckpointingLayer):
         hidden_states = F.dropout(hidden_states, p=self.dropout, training=self.training)
         hidden_states = self.encoder_attn_layer_norm(residual + hidden_states)
         return _feed_forward(self, hidden_states)
+
+
+def _add_feed_forward(layer: nn.Module, config: VisageConfig, ffn_dim: int) -> None:
+    """The post-LN FFN block shared by encoder and decoder layers (BART names: fc1, fc2, final_layer_norm)."""
+    layer.fc1 = nn.Linear(config.d_model, ffn_dim)
+    layer.fc2 = nn.Linear(ffn_dim, config.d_model)
+    layer.final_layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
+    layer.activation_function = config.activation_function
+    layer.activation_fn = ACT2FN[config.activation_function]
+    layer.dropout = config.dropout
+    layer.activation_dropout = config.activation_dropout
+    layer.packed_linears = {}  # "fc1" (with activation), "fc2" during CPU generation: PackedLinear
 
 
 def _feed_forward(
