@@ -1,7 +1,7 @@
 """ViSAGe spatial-audio demo: a Gradio app that runs as a Hugging Face Space and locally (``python app.py``).
 
-UI wiring only; the logic is in :mod:`visage_hf.app_logic` (requests, limits, model, files) and
-:mod:`visage_hf.overlay` (pictures).
+UI wiring only; the logic is in :mod:`visage_hf.app.logic` (requests, limits, model, files) and
+:mod:`visage_hf.video.overlay` (pictures).
 
 Environment: ``VISAGE_MODEL`` (a Hub id or folder; default the released checkpoint ``jaeyeonkim99/visage``,
 converted on load; ``tiny-random`` runs offline and makes noise), ``VISAGE_CONCURRENCY`` (generations at
@@ -26,8 +26,8 @@ from pathlib import Path
 
 import gradio as gr
 
-from visage_hf import app_logic as logic
-from visage_hf.overlay import camera_direction_picture
+from visage_hf.app import logic as logic
+from visage_hf.video.overlay import camera_direction_picture
 
 logger = logging.getLogger("visage_hf.app")
 
@@ -66,7 +66,7 @@ def build_demo(
     """The Blocks app. ``pipeline`` (ready) or ``model`` (loaded by ``demo.model_loader``: in the background
     from now on with ``start_loading``, else with the first request) — default ``$VISAGE_MODEL`` or the
     released checkpoint. Endpoints: ``/generate`` and ``/model_status``."""
-    from visage_hf.pipeline import DEFAULT_MODEL_REPO
+    from visage_hf.pipelines.pipeline_visage import DEFAULT_MODEL_REPO
 
     limits = limits or logic.DemoLimits.from_env()
     loader = logic.ModelLoader(model or os.environ.get(logic.MODEL_ENV) or DEFAULT_MODEL_REPO, pipeline)

@@ -37,7 +37,7 @@ def run_variant(variant: str, seconds: float, device: str, queue) -> None:
     import torch
     from transformers import DacConfig, DacModel
 
-    from visage_hf.codec import FOACodec
+    from visage_hf.audio.codec import FOACodec
 
     torch.manual_seed(0)
     model = DacModel(DacConfig(sampling_rate=SAMPLE_RATE)).eval().to(device)

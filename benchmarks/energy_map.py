@@ -1,4 +1,4 @@
-"""Energy map: the 4×4 covariance form (``visage_hf.foa.energy_map``) against the naive per-sample decode.
+"""Energy map: the 4×4 covariance form (``visage_hf.audio.foa.energy_map``) against the naive per-sample decode.
 
 The naive form is what the original ``AmbiDecomposition.get_energy_map`` does: decode every sample at every one
 of the 90 × 180 grid points (``einsum("btc,ch->bth")``), square, average over the window, square-root. Done at
@@ -20,7 +20,7 @@ import tracemalloc
 
 import numpy as np
 
-from visage_hf.foa import encode, energy_map, grid_sh_matrix
+from visage_hf.audio.foa import encode, energy_map, grid_sh_matrix
 
 CHUNK = 1200  # samples per naive decode chunk: 16,200 × 1,200 float32 ≈ 78 MB
 

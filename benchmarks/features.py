@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from transformers import CLIPImageProcessorPil, CLIPVisionConfig, CLIPVisionModelWithProjection
 
-from visage_hf.features import VisageFeatureExtractor, encode_frames, patch_energy_map
+from visage_hf.models.feature_extraction_visage import VisageFeatureExtractor, encode_frames, patch_energy_map
 
 
 def _rss_bytes() -> int:

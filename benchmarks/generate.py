@@ -12,7 +12,7 @@ process per variant:
 * ``ours`` / ``ours-bf16``: `VisageForFOA.generate` (one batched decoder pass for both branches, preallocated
   cache, live heads only, guidance combined before the heads; on CPU the decoder's step weights, the stacked live
   heads and the code tables are read through copies laid out for few-row products, made once per call -- see
-  `visage_hf.encoder_decoder.PackedLinear`), fp32 / bf16 weights.
+  `visage_hf.models.encoder_decoder.PackedLinear`), fp32 / bf16 weights.
 
 Prints ms per decoder step, generated codes per second, the speed-up over ``reference`` (fp32) measured in the
 same run, peak RSS, and the distance from the memory-bandwidth floor (every step must read the decoder's
@@ -76,8 +76,8 @@ def step_weight_count(config) -> int:
 def build(size: str):
     import torch
 
-    from visage_hf.configuration_visage import VisageConfig
-    from visage_hf.modeling_visage import VisageForFOA
+    from visage_hf.models.configuration_visage import VisageConfig
+    from visage_hf.models.modeling_visage import VisageForFOA
 
     torch.manual_seed(0)
     model = VisageForFOA(VisageConfig(dropout=0.0, **SIZES[size])).eval()

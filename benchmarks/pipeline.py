@@ -67,10 +67,10 @@ def full_size_pipeline(device: str, dtype: torch.dtype, whole: bool):
     """A pipeline with the full DAC (and, if ``whole``, full CLIP and model; else the tiny ones)."""
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection, DacConfig, DacModel
 
-    from visage_hf.configuration_visage import VisageConfig
-    from visage_hf.modeling_visage import VisageForFOA
-    from visage_hf.pipeline import VisagePipeline
-    from visage_hf.tiny import tiny_random_components
+    from visage_hf.models.configuration_visage import VisageConfig
+    from visage_hf.models.modeling_visage import VisageForFOA
+    from visage_hf.pipelines.pipeline_visage import VisagePipeline
+    from visage_hf.pipelines.tiny import tiny_random_components
 
     torch.manual_seed(0)
     parts = tiny_random_components()
@@ -83,7 +83,7 @@ def full_size_pipeline(device: str, dtype: torch.dtype, whole: bool):
 
 
 def benchmark_decode_path(pipe, seconds: float, device: str, repeats: int) -> None:
-    from visage_hf.codec import FOACodec
+    from visage_hf.audio.codec import FOACodec
 
     plan = pipe.plan_windows(round(seconds * SAMPLE_RATE))
     generator = torch.Generator().manual_seed(0)
@@ -109,7 +109,7 @@ def benchmark_decode_path(pipe, seconds: float, device: str, repeats: int) -> No
 
 
 def benchmark_whole(pipe, seconds: float, device: str) -> None:
-    from visage_hf.synthetic import moving_object_video
+    from visage_hf.data.synthetic import moving_object_video
 
     with tempfile.TemporaryDirectory() as folder:
         video = moving_object_video(Path(folder) / "clip.mp4", seconds=seconds, fps=25, width=320, height=240)

@@ -1,6 +1,6 @@
-"""Training-step speed and memory: one optimizer step (forward + backward + clip + AdamW) of `visage_hf.train`.
+"""Training-step speed and memory: one optimizer step (forward + backward + clip + AdamW) of `visage_hf.training.train`.
 
-Every variant runs the real training step (`visage_hf.train.train_step` under an `Accelerator`, AdamW groups
+Every variant runs the real training step (`visage_hf.training.train.train_step` under an `Accelerator`, AdamW groups
 and scheduler from `build_optimizer_and_scheduler`) on real collated batches (the synthetic task's 5 s clips
 through `VisageCollator`: 20 CLIP frames, 430 codec frames, 861 pattern steps), each in a fresh process so its
 peak memory is its own. The reference is the plain fp32 eager step; the variants are the two knobs a user
@@ -79,8 +79,8 @@ def make_batch(config, batch_size: int):
     """A collated training batch of the synthetic task's 5 s clips (the real data path)."""
     import datasets
 
-    from visage_hf.data import FeatureDataset, VisageCollator, feature_schema
-    from visage_hf.synthetic_task import synthetic_examples
+    from visage_hf.data.features import FeatureDataset, VisageCollator, feature_schema
+    from visage_hf.data.synthetic_task import synthetic_examples
 
     rows = list(synthetic_examples(config, batch_size, seconds=5.0, rotation_yaws=(-90,)))
     features = feature_schema(direction="indices", rotation_yaws=(-90,))
@@ -93,9 +93,9 @@ def measure(variant: str, size: str, batch_size: int, steps: int, device: str, q
     import torch
     from accelerate import Accelerator
 
-    from visage_hf.configuration_visage import VisageConfig
-    from visage_hf.modeling_visage import VisageForFOA
-    from visage_hf.train import (
+    from visage_hf.models.configuration_visage import VisageConfig
+    from visage_hf.models.modeling_visage import VisageForFOA
+    from visage_hf.training.train import (
         TrainingArguments,
         build_optimizer_and_scheduler,
         enable_activation_checkpointing,

@@ -23,9 +23,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from visage_hf.audio import check_foa, check_sample_rate
+from visage_hf.audio.foa import direction_from_energy_map, energy_map
+from visage_hf.audio.io import check_foa, check_sample_rate
 from visage_hf.directions import direction_to_indices
-from visage_hf.foa import direction_from_energy_map, energy_map
 
 __all__ = [
     "CurationResult",

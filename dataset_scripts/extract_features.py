@@ -3,15 +3,15 @@
 For every clip folder made by `prepare.py` this writes ``<output>/<clip id>.npz`` with
 
 * ``clip_features`` ``(T, 512)`` (float16 by default, like the original): CLIP ViT-B/32 image embeddings of
-  the 4-fps field-of-view frames (`visage_hf.features.VisageFeatureExtractor`);
+  the 4-fps field-of-view frames (`visage_hf.models.feature_extraction_visage.VisageFeatureExtractor`);
 * ``energy_map`` ``(T, 49)`` float32: the patchwise visual energy map (FOA clips only);
 * ``codes`` ``(frames, 36)`` int16, time-major, stream ``9·c + q`` (AmbiX W, Y, Z, X × 9 levels) from the 44.1 kHz
-  DAC (`visage_hf.codec.FOACodec`); mono clips get the 9 W-only streams;
+  DAC (`visage_hf.audio.codec.FOACodec`); mono clips get the 9 W-only streams;
 * ``codes_yaw-90`` (and any ``--rotation-yaws``): codes of the sound field rotated by that yaw
-  (`visage_hf.foa.rotate`); -90 is the original's augmentation (``Y' = -X, X' = Y``);
+  (`visage_hf.audio.foa.rotate`); -90 is the original's augmentation (``Y' = -X, X' = Y``);
 * ``meta``: the clip's ids, split and camera direction (JSON), so the features stand without the media.
 
-That is the layout `visage_hf.data` reads (`build_shards.py` turns the files into Parquet shards).
+That is the layout `visage_hf.data.features` reads (`build_shards.py` turns the files into Parquet shards).
 
 Batched (``--batch-size`` clips per CLIP/DAC call) and parallel over processes or GPUs with accelerate: each
 process takes its share of the clip ids (``Accelerator.split_between_processes``) and writes its own files::
@@ -50,12 +50,12 @@ from dataset_scripts.jobs import (
     remove_stale_temporaries,
     run_cli,
 )
-from visage_hf.audio import read_audio, resample
-from visage_hf.codec import DAC_44KHZ_REPO, FOACodec
-from visage_hf.data import ORIGINAL_ROTATION_YAW, rotated_codes_column
-from visage_hf.features import DEFAULT_CLIP_REPO, VisageFeatureExtractor
-from visage_hf.foa import rotate
-from visage_hf.video import read_frames
+from visage_hf.audio.codec import DAC_44KHZ_REPO, FOACodec
+from visage_hf.audio.foa import rotate
+from visage_hf.audio.io import read_audio, resample
+from visage_hf.data.features import ORIGINAL_ROTATION_YAW, rotated_codes_column
+from visage_hf.models.feature_extraction_visage import DEFAULT_CLIP_REPO, VisageFeatureExtractor
+from visage_hf.video.io import read_frames
 
 __all__ = [
     "ClipMedia",

@@ -1,4 +1,4 @@
-"""Derive the default HRIR package data (visage_hf/assets/mit_kemar_hrirs.npz) from MIT KEMAR.
+"""Derive the default HRIR package data (visage_hf/audio/assets/mit_kemar_hrirs.npz) from MIT KEMAR.
 
 Source: ``MIT_KEMAR_normal_pinna.sofa`` as shipped by Debian's ``libmysofa1`` package
 (``/usr/share/libmysofa/``; without root: ``apt-get download libmysofa1 && dpkg -x libmysofa1_*.deb /tmp/x``).
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from visage_hf.binaural import load_sofa
+from visage_hf.audio.binaural import load_sofa
 from visage_hf.directions import wrap_azimuth
 
 DEFAULT_SOFA = "/usr/share/libmysofa/MIT_KEMAR_normal_pinna.sofa"

@@ -1,4 +1,4 @@
-"""Media reading and encoding the dataset scripts need beyond `visage_hf.video` / `visage_hf.audio`.
+"""Media reading and encoding the dataset scripts need beyond `visage_hf.video.io` / `visage_hf.audio.io`.
 
 * :func:`decode_audio_windows`: many clip windows out of one long audio track (a YouTube ``.webm``, an MP4's
   track) in **one** decoding pass, so a video with hundreds of clips is decoded once, with bounded memory.
@@ -135,7 +135,7 @@ def decode_audio_windows(
 ) -> Iterator[tuple[int, np.ndarray, int]]:
     """Decode ``windows`` (``(start seconds, duration seconds)``) of the first audio stream of ``path``.
 
-    Time 0 is the stream's first presentation time, as for `visage_hf.video.read_frames` of the same file;
+    Time 0 is the stream's first presentation time, as for `visage_hf.video.io.read_frames` of the same file;
     samples are placed by their timestamps (so encoder delay and gaps are handled like a player would).
 
     Yields:

@@ -74,7 +74,7 @@ def _media_seconds(path: Path) -> float:
     except ValueError:
         duration = None
     if duration is None:
-        from visage_hf.video import probe
+        from visage_hf.video.io import probe
 
         duration = probe(path).duration
     return float(duration or 0.0)

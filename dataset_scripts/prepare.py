@@ -4,7 +4,7 @@ For YT-Ambigen (default) each clip ``<youtube id>_<start>`` of the split lists w
 (`download.py`) becomes ``<output>/<clip id>/``:
 
 * ``video.mp4``: the 4-fps frames of seconds ``[start, start + 5)``, cropped to a 90° field of view (224x224)
-  looking at the clip's camera direction from ``ambi.json`` (`visage_hf.equirect.fov_crop`; ``--mode
+  looking at the clip's camera direction from ``ambi.json`` (`visage_hf.video.equirect.fov_crop`; ``--mode
   original`` samples like the original ``project()``, the default is the corrected projection). The 360°
   frames are first scaled to 896x448 like the original (``--equirect-width``);
 * ``foa.flac``: the clip's ambisonic track, checked to have 4 channels, kept at its own rate (YouTube: 48 kHz)
@@ -64,11 +64,11 @@ from dataset_scripts.jobs import (
     staged_directory,
 )
 from dataset_scripts.media_io import audio_stream_info, decode_audio_windows, select_mono_view, stereo_layout
-from visage_hf.audio import write_audio
+from visage_hf.audio.foa import fuma_to_ambix
+from visage_hf.audio.io import write_audio
 from visage_hf.directions import indices_to_direction, wrap_azimuth
-from visage_hf.equirect import fov_crop
-from visage_hf.foa import fuma_to_ambix
-from visage_hf.video import probe, read_frames, write_video
+from visage_hf.video.equirect import fov_crop
+from visage_hf.video.io import probe, read_frames, write_video
 
 __all__ = [
     "ClipFiltered",
@@ -225,7 +225,7 @@ def prepare_clip(
     """Make one clip folder from its decoded audio window; returns its ``meta.json`` record.
 
     ``layout`` is the audio track's channel layout name (for the record); ``video_info`` the source's
-    `visage_hf.video.probe` result (probed here when not given).
+    `visage_hf.video.io.probe` result (probed here when not given).
 
     Raises:
         ClipFiltered: rejected by the curation filters.

@@ -1,4 +1,4 @@
-"""VGGSound for the mono pre-training stage (`visage_hf/configs/pretrain_vggsound.yaml`).
+"""VGGSound for the mono pre-training stage (`visage_hf/training/configs/pretrain_vggsound.yaml`).
 
 VGGSound's public list ``vggsound.csv`` has one row per clip and no header: ``youtube_id, start_seconds, label,
 split`` (``train`` / ``test``); a clip is the 10 s from ``start_seconds``. The original pre-trained on the clips

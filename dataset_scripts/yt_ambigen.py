@@ -9,8 +9,8 @@ Three configs:
   from the front, elevation up);
 * ``media``: the clips built locally by `prepare.py`: ``video`` (MP4 bytes of the 4-fps field-of-view frames)
   and ``foa`` (FLAC bytes, 4 channels AmbiX W, Y, Z, X; mono sets have ``audio``) plus the ids and direction;
-* ``features``: what `visage_hf.data` trains on (`extract_features.py` output), exactly
-  ``visage_hf.data.feature_schema``: ``clip_id``, ``clip_features (T, 512)``, ``energy_map (T, 49)``,
+* ``features``: what `visage_hf.data.features` trains on (`extract_features.py` output), exactly
+  ``visage_hf.data.features.feature_schema``: ``clip_id``, ``clip_features (T, 512)``, ``energy_map (T, 49)``,
   ``codes (frames, 36)`` int16 time-major, the direction (indices, or the model's ``direction`` vector), and
   rotated codes ``codes_yaw-90``.
 
@@ -37,7 +37,7 @@ from pathlib import Path
 import datasets
 import numpy as np
 
-from visage_hf.data import feature_schema, rotated_codes_column, rotation_yaws_in
+from visage_hf.data.features import feature_schema, rotated_codes_column, rotation_yaws_in
 from visage_hf.directions import direction_to_model_vector, indices_to_direction
 
 from .clip_jobs import META_FILE, prepared_clip_dirs
@@ -119,7 +119,7 @@ def decode_foa(data: bytes, expected_channels: int = 4) -> tuple[np.ndarray, int
 
 def decode_video(data: bytes, fps: float | None = None) -> np.ndarray:
     """``media`` MP4 bytes -> uint8 frames ``(T, H, W, 3)`` (every frame, or sampled at ``fps``)."""
-    from visage_hf.video import read_frames
+    from visage_hf.video.io import read_frames
 
     with tempfile.NamedTemporaryFile(suffix=".mp4") as handle:
         handle.write(bytes(data))

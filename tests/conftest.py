@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from visage_hf.configuration_visage import VisageConfig
-from visage_hf.modeling_visage import VisageForFOA
+from visage_hf.models.configuration_visage import VisageConfig
+from visage_hf.models.modeling_visage import VisageForFOA
 
 
 def _tiny_config(**overrides) -> VisageConfig:

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..audio import check_mono, check_sample_rate, resample
+from ..audio.io import check_mono, check_sample_rate, resample
 
 __all__ = [
     "VGGISH_WEIGHTS_URL",

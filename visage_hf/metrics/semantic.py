@@ -27,7 +27,7 @@ Two modes:
   mirrored azimuth ``φ = 2a − 179``, i.e. ``φ = −azimuth`` for the true camera azimuth (§5.5, §9 B2).
 * ``mode="corrected"`` (default): exact KL from log-softmax (no epsilon), the eigenvalue form of the
   Fréchet distance (symmetric, no complex round-off), and the same unit-gain cardioid toward the true camera
-  direction on both sides (:func:`visage_hf.foa.decode_mono`).
+  direction on both sides (:func:`visage_hf.audio.foa.decode_mono`).
 
 Directions are public degrees (true ambisonic azimuth; see :mod:`visage_hf.directions`) in both modes;
 original mode mirrors them itself.
@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..foa import decode_mono
+from ..audio.foa import decode_mono
 from .spatial import CLIP_SECONDS, METRIC_SAMPLE_RATE, prepare_clip
 
 if TYPE_CHECKING:  # the embedders module imports torch, which the metric maths does not need

@@ -2,8 +2,8 @@
 
 ViSAGe scores where the sound comes from by comparing *audio energy maps* of the generated and the
 ground-truth FOA (reference/original-visage.md §6): the RMS of the FOA decoded on a 2° sphere grid
-(:func:`visage_hf.foa.energy_map`), resampled to an approximately equal-area sampling of 10,312 points
-(:func:`visage_hf.foa.equal_area_resample`), then scored with two saliency metrics (Bylinskii et al., TPAMI
+(:func:`visage_hf.audio.foa.energy_map`), resampled to an approximately equal-area sampling of 10,312 points
+(:func:`visage_hf.audio.foa.equal_area_resample`), then scored with two saliency metrics (Bylinskii et al., TPAMI
 2019): Pearson's correlation coefficient (CC) and AUC-Judd, with the ground-truth map's "fixations" taken as
 the points where ``F > max(F) − std(F)``. Scores are computed for the whole clip ("all"), per 1 s window
 ("1fps": 5 windows on a 5 s clip) and per 200 ms window ("5fps": 25 windows); a clip's windowed score is
@@ -58,9 +58,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..audio import check_foa, check_sample_rate, resample
+from ..audio.foa import direction_from_energy_map, direction_from_intensity, energy_map, equal_area_resample
+from ..audio.io import check_foa, check_sample_rate, resample
 from ..directions import angular_distance
-from ..foa import direction_from_energy_map, direction_from_intensity, energy_map, equal_area_resample
 
 __all__ = [
     "CLIP_SECONDS",

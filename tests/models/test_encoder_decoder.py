@@ -1,0 +1,95 @@
+"""The CPU decoding fast path: `PackedLinear` against `F.linear`, and generation with and without it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from transformers import TopKLogitsWarper
+
+from visage_hf.models.encoder_decoder import PackedLinear
+from visage_hf.models.generation import KthValueTopKLogitsWarper
+
+requires_packing = pytest.mark.skipif(
+    not PackedLinear.supports(torch.zeros(1)), reason="this torch build has no oneDNN linear ops"
+)
+
+
+def _linears(count: int, in_features: int, out_features: int, dtype: torch.dtype) -> list[torch.nn.Linear]:
+    torch.manual_seed(0)
+    return [torch.nn.Linear(in_features, out_features).to(dtype) for _ in range(count)]
+
+
+@requires_packing
+@pytest.mark.parametrize("rows", [1, 2, 3, 4, 7])
+@pytest.mark.parametrize("activation", [None, "gelu"])
+def test_packed_linear_equals_stacked_f_linear(rows, activation):
+    linears = _linears(3, 48, 40, torch.float32)
+    packed = PackedLinear(linears, activation=activation)
+    states = torch.randn(rows, 1, 48)
+    weight = torch.cat([linear.weight for linear in linears])
+    bias = torch.cat([linear.bias for linear in linears])
+    expected = F.linear(states, weight, bias)
+    if activation == "gelu":
+        expected = F.gelu(expected)
+    with torch.no_grad():
+        result = packed(states)
+    assert result.shape == (rows, 1, 120)
+    torch.testing.assert_close(result, expected, rtol=1e-5, atol=1e-6)
+
+
+@requires_packing
+def test_packed_linear_takes_any_leading_shape_and_bfloat16():
+    if not PackedLinear.supports(torch.zeros(1, dtype=torch.bfloat16)):
+        pytest.skip("no bf16 oneDNN on this CPU")
+    (linear,) = _linears(1, 32, 16, torch.bfloat16)
+    states = torch.randn(2, 5, 32, dtype=torch.bfloat16)
+    with torch.no_grad():
+        result = PackedLinear([linear])(states)
+        expected = F.linear(states.float(), linear.weight.float(), linear.bias.float())
+    assert result.shape == (2, 5, 16) and result.dtype == torch.bfloat16
+    torch.testing.assert_close(result.float(), expected, rtol=1e-2, atol=1e-2)  # bf16 output rounding
+
+
+def test_packed_linear_refuses_mixed_bias_and_unknown_activation():
+    with_bias, without_bias = torch.nn.Linear(4, 4), torch.nn.Linear(4, 4, bias=False)
+    if PackedLinear.supports(with_bias.weight):
+        with pytest.raises(ValueError, match="bias"):
+            PackedLinear([with_bias, without_bias])
+    with pytest.raises(ValueError, match="activation"):
+        PackedLinear([with_bias], activation="relu6")
+
+
+@requires_packing
+@pytest.mark.parametrize("guidance", ["joint", "dual", "none"])
+def test_generation_is_the_same_with_and_without_packed_weights(
+    tiny_model, make_conditions, monkeypatch, guidance
+):
+    clip, energy, direction = make_conditions(tiny_model.config, batch=2, frames=1, seed=3)
+    settings = dict(guidance=guidance, num_frames=5)
+    greedy = tiny_model.generate(clip, energy, direction, do_sample=False, **settings)
+    sampled = tiny_model.generate(clip, energy, direction, seed=11, **settings)
+    monkeypatch.setattr(PackedLinear, "supports", staticmethod(lambda weight: False))
+    assert torch.equal(tiny_model.generate(clip, energy, direction, do_sample=False, **settings), greedy)
+    assert torch.equal(tiny_model.generate(clip, energy, direction, seed=11, **settings), sampled)
+
+
+def test_generation_leaves_no_packed_state_behind(tiny_model, make_conditions):
+    clip, energy, direction = make_conditions(tiny_model.config, batch=1, frames=1)
+    tiny_model.generate(clip, energy, direction, seed=0, num_frames=3)
+    decoder = tiny_model.model.decoder
+    assert decoder._stacked_code_tables is None
+    for layer in decoder.layers:
+        assert not layer.packed_linears
+        assert not layer.self_attn.packed_linears and not layer.encoder_attn.packed_linears
+    assert tiny_model._packed_heads is None
+
+
+@pytest.mark.parametrize("top_k", [1, 5, 256, 2000])
+def test_kthvalue_top_k_equals_transformers_top_k(top_k):
+    generator = torch.Generator().manual_seed(top_k)
+    scores = torch.randn(25, 1024, generator=generator)
+    ties = torch.randint(0, 4, (25, 1024), generator=generator).float()  # many equal values at the threshold
+    for values in (scores, ties):
+        expected = TopKLogitsWarper(top_k)(None, values.clone())
+        assert torch.equal(KthValueTopKLogitsWarper(top_k)(None, values.clone()), expected)

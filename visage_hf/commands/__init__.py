@@ -1,0 +1,1 @@
+"""The `visage` command line, one module per command group."""

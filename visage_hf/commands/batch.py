@@ -1,0 +1,140 @@
+"""`visage generate-batch`: a whole split, resumable, one WAV per clip, sharded with accelerate."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from .common import (
+    FOA_DESCRIPTION,
+    CommandError,
+    positive_int,
+)
+from .generate import GUIDANCE_CHOICES, MODEL_ENV, default_model, load_pipeline
+
+
+def add_generate_batch_command(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "generate-batch",
+        help="generate FOA for a list of clips (e.g. a test split): one WAV per clip, resumable, sharded",
+        description="Generate "
+        + FOA_DESCRIPTION
+        + " for many clips: OUT/<clip id>.wav (float32, --sample-rate), "
+        "OUT/failed.csv (clips that failed and why; the run goes on) and OUT/run_config.json. Rerunning the "
+        "same command generates only the missing clips. Clip c is sampled with its own seed, SHA-256 of "
+        "'<seed>/<c>', so its audio does not depend on batching, processes or resuming. Run it on several "
+        "GPUs with 'accelerate launch -m visage_hf.cli generate-batch ...': each process takes a share.",
+    )
+    inputs = parser.add_mutually_exclusive_group(required=True)
+    inputs.add_argument(
+        "--features",
+        help="a folder of <clip id>.npz feature files (dataset_scripts/extract_features.py), or a feature "
+        "dataset: Parquet file(s) / glob, a folder of Parquet shards or a save_to_disk folder",
+    )
+    inputs.add_argument(
+        "--videos",
+        help="a folder of <clip id>.mp4 videos (with --directions), or a CSV with columns "
+        "video,azimuth,elevation[,start,duration] and optionally id",
+    )
+    parser.add_argument(
+        "--directions",
+        help="clip id -> camera direction: YT-Ambigen ambi.json, JSON or CSV (see 'visage evaluate --help'); "
+        "overrides the directions stored with features",
+    )
+    parser.add_argument(
+        "--clips", help="CSV of the clips to generate (an id, clip or file_path column, like test.csv)"
+    )
+    parser.add_argument("--split", default="test", help="split of a feature dataset (default test)")
+    parser.add_argument("-o", "--output", required=True, help="output folder")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help=f"saved pipeline or checkpoint folder, Hub id, or 'tiny-random'; default ${MODEL_ENV} or "
+        "jaeyeonkim99/visage",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="run seed; each clip's seed derives from it (default 0)"
+    )
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=8, help="clips per generate call (default 8)"
+    )
+    parser.add_argument(
+        "--sample-rate",
+        type=int,
+        default=16000,
+        help="Hz of the WAV files (default 16000, as the paper scores)",
+    )
+    parser.add_argument("--guidance", choices=GUIDANCE_CHOICES, default=None, help="default: the model's")
+    parser.add_argument("--guidance-scale", type=float, default=None, help="s in l_c + s(l_c - l_u)")
+    parser.add_argument(
+        "--direction-guidance-scale", type=float, default=None, help="direction term of --guidance dual"
+    )
+    parser.add_argument("--top-k", type=int, default=None, help="sample from the k likeliest codes")
+    parser.add_argument("--temperature", type=float, default=None, help="sampling temperature")
+    parser.add_argument("--greedy", action="store_true", help="take the likeliest code instead of sampling")
+    parser.add_argument(
+        "--mode", choices=["corrected", "original"], default=None, help="default: the model's"
+    )
+    parser.add_argument(
+        "--equirect", action="store_true", help="the videos are 360° equirectangular (crop at the direction)"
+    )
+    parser.add_argument("--device", default=None, help="default: each process's accelerate device")
+    parser.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default="float32")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="regenerate every clip, even over outputs of other settings"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(handler=run_generate_batch)
+
+
+def run_generate_batch(args: argparse.Namespace) -> int:
+    from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
+
+    from ..pipelines.batch_generation import BatchSettings, open_source, read_clip_list, run_batch_generation
+
+    if args.sample_rate < 8000:
+        raise CommandError(f"--sample-rate: expected at least 8000 Hz, got {args.sample_rate}")
+    # PartialState reads no ACCELERATE_USE_CPU itself; without cpu=True, CPU processes started by torchrun
+    # would each run alone and all generate every clip.
+    state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU") or args.device == "cpu")
+    launched = int(os.environ.get("WORLD_SIZE") or 1)
+    if launched > state.num_processes:
+        raise CommandError(
+            f"started as {launched} processes, but accelerate joined them into no group; on a machine "
+            "without GPUs set ACCELERATE_USE_CPU=1 (or pass --device cpu)"
+        )
+    source = open_source(args.features, args.videos, args.directions, args.split)
+    clip_ids = read_clip_list(args.clips) if args.clips else None
+    model = args.model or default_model()
+    settings = BatchSettings(
+        model=model,
+        seed=args.seed,
+        sample_rate=args.sample_rate,
+        guidance=args.guidance,
+        guidance_scale=args.guidance_scale,
+        direction_guidance_scale=args.direction_guidance_scale,
+        do_sample=False if args.greedy else None,
+        top_k=args.top_k,
+        temperature=args.temperature,
+        mode=args.mode,
+        dtype=args.dtype,
+        equirect=True if args.equirect else None,
+    )
+
+    def load_for_device(device):
+        quiet = args.quiet or not state.is_main_process
+        return load_pipeline(model, args.device or str(device), args.dtype, quiet)
+
+    run_batch_generation(
+        source,
+        args.output,
+        load_for_device,
+        settings,
+        clip_ids=clip_ids,
+        batch_size=args.batch_size,
+        overwrite=args.overwrite,
+        state=state,
+        progress=not args.quiet,
+    )
+    return 0

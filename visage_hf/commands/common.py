@@ -1,0 +1,92 @@
+"""What every `visage` command shares: the one-line error, the parser that raises it, argument types, FOA files."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+PROG = "visage"
+FOA_DESCRIPTION = "4-channel AmbiX (ACN W, Y, Z, X; SN3D)"
+
+
+class CommandError(Exception):
+    """A user-facing error: printed as one line, exit code 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but usage errors become one line instead of usage text plus exit."""
+
+    def error(self, message: str):
+        raise CommandError(f"{message} (see '{self.prog} --help')")
+
+
+# ----------------------------------------------------------------------------- shared helpers
+
+
+def read_foa(path: str):
+    from ..audio.io import check_foa, read_audio
+
+    audio, sample_rate = read_audio(path)
+    if audio.shape[0] != 4:
+        raise CommandError(f"expected a {FOA_DESCRIPTION} file, got {audio.shape[0]} channel(s) in {path}")
+    return check_foa(audio, name=str(path)), sample_rate
+
+
+def read_mono(path: str):
+    from ..audio.io import check_mono, read_audio
+
+    audio, sample_rate = read_audio(path)
+    if audio.shape[0] != 1:
+        raise CommandError(f"expected a mono (1-channel) file, got {audio.shape[0]} channels in {path}")
+    return check_mono(audio[0], name=str(path)), sample_rate
+
+
+def add_direction_arguments(parser: argparse.ArgumentParser, what: str, azimuth: float = 0.0) -> None:
+    parser.add_argument(
+        "--azimuth",
+        type=float,
+        default=azimuth,
+        help=f"{what} azimuth in degrees, counter-clockwise from the front toward the left; wraps (default {azimuth:g})",
+    )
+    parser.add_argument(
+        "--elevation", type=float, default=0.0, help=f"{what} elevation in degrees, in [-90, 90] (default 0)"
+    )
+
+
+def describe_direction(azimuth: float, elevation: float) -> str:
+    return f"azimuth {azimuth:+.1f}°, elevation {elevation:+.1f}°"
+
+
+def positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected seconds > 0, got {text}")
+    return value
+
+
+def start_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"expected seconds >= 0, got {text}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+def one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text or type(error).__name__

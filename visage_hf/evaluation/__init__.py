@@ -1,0 +1,1 @@
+"""Evaluation: the `visage evaluate` runner and the baselines it scores."""

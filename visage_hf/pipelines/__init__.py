@@ -1,0 +1,1 @@
+"""Pipelines: the whole video -> FOA job (`VisagePipeline`), its windows, batch generation and exports."""

@@ -1,0 +1,1 @@
+"""Training with accelerate: the loop, its arguments and recipes, checkpoints."""

@@ -1,0 +1,110 @@
+"""Figures: equirectangular energy-map heat maps written as PNG (matplotlib, Agg, imported lazily)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..audio.io import atomic_output_path
+
+__all__ = ["plot_energy_map"]
+
+_MAX_COLUMNS = 5
+
+
+def _map_extent(height: int, width: int) -> tuple[float, float, float, float]:
+    """imshow extent that puts every pixel centre on its grid angle (``foa.spherical_grid`` layout)."""
+    from ..audio.foa import spherical_grid
+
+    resolution = 180.0 / height
+    azimuths, elevations = spherical_grid(resolution)
+    half = resolution / 2
+    return azimuths[0] + half, azimuths[-1] - half, elevations[-1] - half, elevations[0] + half
+
+
+def plot_energy_map(
+    maps,
+    path: str | os.PathLike,
+    title: str | None = None,
+    window_seconds: float | None = None,
+    mark_peak: bool = True,
+    max_frames: int = 60,
+) -> Path:
+    """Write an energy map as an equirectangular heat map PNG (atomically) and return its path.
+
+    The x axis is azimuth in degrees, +180 (behind, via the left) at the left edge through 0 (front) to
+    −180 at the right edge, like an equirect video; the y axis is elevation, +90 at the top. A white cross
+    marks each map's maximum when ``mark_peak``.
+
+    Args:
+        maps: ``(H, 2H)`` for one map, or ``(n, H, 2H)`` per-window maps, drawn as a grid of subplots in one
+            PNG (up to 5 per row, shared colour scale, titled with their time span when ``window_seconds``
+            is given, else with their index). Only the first ``max_frames`` windows are drawn; the title
+            says so when there are more.
+        path: output ``.png``.
+        title: figure title.
+    """
+    # The Agg canvas is attached to this figure only: no pyplot, no global backend switch, no GUI.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    maps = np.asarray(maps, dtype=np.float64)
+    if maps.ndim == 2:
+        maps = maps[None]
+        single = True
+    else:
+        single = False
+    if maps.ndim != 3 or maps.shape[-1] != 2 * maps.shape[-2] or maps.shape[0] == 0:
+        raise ValueError(f"expected energy maps of shape (H, 2H) or (n, H, 2H), got shape {np.shape(maps)}")
+    if not np.isfinite(maps).all():
+        raise ValueError("expected finite energy-map values, got NaN/inf")
+
+    total = maps.shape[0]
+    maps = maps[:max_frames]
+    count = maps.shape[0]
+    if count < total:
+        title = f"{title + ': ' if title else ''}first {count} of {total} windows"
+    columns = min(count, _MAX_COLUMNS)
+    rows = -(-count // columns)
+    figure = Figure(figsize=(4.2 * columns + 1.2, 2.4 * rows + 0.8), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = np.atleast_1d(figure.subplots(rows, columns, squeeze=False).ravel())
+    extent = _map_extent(*maps.shape[-2:])
+    low, high = float(maps.min()), float(maps.max())
+    image = None
+    for index, axis in enumerate(axes):
+        if index >= count:
+            axis.set_axis_off()
+            continue
+        image = axis.imshow(maps[index], extent=extent, aspect="auto", cmap="inferno", vmin=low, vmax=high)
+        axis.set_xticks([180, 90, 0, -90, -180])
+        axis.set_yticks([90, 45, 0, -45, -90])
+        axis.set_xlabel("azimuth (°, + = left)")
+        axis.set_ylabel("elevation (°)")
+        if mark_peak:
+            row, column = np.unravel_index(np.argmax(maps[index]), maps.shape[-2:])
+            resolution = 180.0 / maps.shape[-2]
+            axis.plot(
+                extent[0] - resolution * (column + 0.5),
+                extent[3] - resolution * (row + 0.5),
+                marker="x",
+                color="white",
+                markersize=8,
+            )
+        if not single:
+            if window_seconds is not None:
+                axis.set_title(
+                    f"{index * window_seconds:.2f}–{(index + 1) * window_seconds:.2f} s", fontsize=9
+                )
+            else:
+                axis.set_title(f"window {index}", fontsize=9)
+    figure.colorbar(image, ax=axes.tolist(), label="RMS", shrink=0.9)
+    if title:
+        figure.suptitle(title)
+
+    path = Path(path)
+    with atomic_output_path(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=100)
+    return path
