@@ -78,7 +78,7 @@ def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
         "--direction-guidance-scale",
         type=float,
         default=None,
-        help="the direction term's scale; only with --guidance dual (default: the model's, 2.5)",
+        help="the direction term's scale, with --guidance dual or direction (default: the model's, 2.5)",
     )
     parser.add_argument(
         "--top-k",
@@ -117,10 +117,14 @@ def check_sampling_arguments(args: argparse.Namespace) -> None:
         if given:
             options = " and ".join("--" + name.replace("_", "-") for name in given)
             raise CommandError(f"{options}: no guidance scale applies with --guidance none")
-    if args.direction_guidance_scale is not None and args.guidance not in (None, "dual"):
+    if args.direction_guidance_scale is not None and args.guidance in ("joint", "visual"):
         raise CommandError(
-            f"--direction-guidance-scale applies only to --guidance dual (got --guidance {args.guidance}); "
-            "use --guidance-scale"
+            f"--direction-guidance-scale applies only to --guidance dual or direction (got --guidance "
+            f"{args.guidance}); use --guidance-scale"
+        )
+    if args.guidance_scale is not None and args.guidance == "direction":
+        raise CommandError(
+            "--guidance-scale does not apply to --guidance direction, whose scale is --direction-guidance-scale"
         )
     if args.greedy:
         given = [name for name in ("top_k", "temperature") if getattr(args, name) is not None]
