@@ -26,7 +26,7 @@ import tracemalloc
 import numpy as np
 
 from visage_hf.audio.foa import encode, equal_area_resample, grid_sh_matrix
-from visage_hf.evaluation.runner import single_threaded_children
+from visage_hf.evaluation.scoring import single_threaded_children
 from visage_hf.metrics.spatial import WINDOWS, metric_maps, spatial_scores, spatial_scores_from_maps
 
 SAMPLE_RATE = 16_000
