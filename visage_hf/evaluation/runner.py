@@ -299,20 +299,8 @@ def evaluate_directories(
     done = _clips_done(output_dir, semantic)
     pending = [pair for pair in pairs if pair[0] not in done]
     # Only the decoded-mono views need the camera direction; the channel views are scored regardless.
-    missing_directions = (
-        [clip for clip, _, _ in pairs if direction_table is None or clip_key(clip) not in direction_table]
-        if semantic
-        else []
-    )
-    jobs = [
-        (
-            clip,
-            prediction_path,
-            target_path,
-            None if direction_table is None else direction_table.get(clip_key(clip)),
-        )
-        for clip, prediction_path, target_path in pending
-    ]
+    missing_directions = _missing_directions(pairs, direction_table) if semantic else []
+    jobs = [(*pair, _direction(direction_table, pair[0])) for pair in pending]
     scorer = ClipScorer(metrics, mode, seed, duration_seconds, embedder, classifier)
     failed = _score_and_record(jobs, scorer, workers, output_dir, semantic, progress, on_clip_done)
     return _write_report(
@@ -329,6 +317,14 @@ def evaluate_directories(
         evaluated_now=len(pending) - len(failed),
         output_kind=classifier_outputs(classifier),
     )
+
+
+def _direction(direction_table, clip: str) -> tuple[float, float] | None:
+    return None if direction_table is None else direction_table.get(clip_key(clip))
+
+
+def _missing_directions(pairs, direction_table) -> list[str]:
+    return [clip for clip, _, _ in pairs if direction_table is None or clip_key(clip) not in direction_table]
 
 
 def _check_arguments(mode: str, metrics, workers, embedder, classifier) -> tuple[str, ...]:
