@@ -2,7 +2,7 @@
 
 ViSAGe models first-order ambisonics (AmbiX W, Y, Z, X) as four independent mono DAC streams: every channel
 is encoded by the same 44.1 kHz DAC (hop 512 samples, 9 codebooks of 1024 entries) and decoded back the same
-way (reference/original-visage.md §3.6, §5.8). :class:`FOACodec` does this with transformers' ``DacModel``,
+way (docs/original-implementation.md §3.6, §5.8). :class:`FOACodec` does this with transformers' ``DacModel``,
 folding the channels (and any batch) into the DAC batch:
 
     audio (4, n) or (batch, 4, n) float  --encode-->  codes (4, 9, T) or (batch, 4, 9, T) int64
@@ -490,7 +490,7 @@ def convert_descript_weights(state_dict: Mapping[str, torch.Tensor]) -> dict[str
     Accepts the raw state dict or the whole checkpoint (``{"state_dict": ..., "metadata": ...}``). Weight
     norm is folded: ``weight_g``/``weight_v`` (``torch.nn.utils.weight_norm``) or
     ``parametrizations.weight.original0/1`` (its parametrization form) become one ``weight``. The key map
-    follows reference/dependencies.md §2 (the same as transformers' conversion script). Load the result with
+    is the one transformers' own DAC conversion script uses. Load the result with
     ``DacModel(descript_config(kwargs)).load_state_dict(result, strict=True)``.
     """
     if "state_dict" in state_dict and isinstance(state_dict["state_dict"], Mapping):

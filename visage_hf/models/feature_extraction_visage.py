@@ -1,6 +1,6 @@
 """Video frames -> the model's visual and directional inputs (the "processor").
 
-Three inputs condition :class:`~visage_hf.models.modeling_visage.VisageForFOA` (reference/original-visage.md §1.3):
+Three inputs condition :class:`~visage_hf.models.modeling_visage.VisageForFOA` (docs/original-implementation.md §1.3):
 
 * ``clip_features`` ``(batch, T, 512)``: CLIP ViT-B/32 image embeddings of the 4-fps frames, un-normalised
   (``image_embeds`` of transformers' ``CLIPVisionModelWithProjection`` = OpenAI ``encode_image``: CLS token
@@ -68,7 +68,7 @@ _MODES = ("default", "original")
 
 
 # --------------------------------------------------------------------------------------------------------
-# Patchwise energy map (reference/original-visage.md §7)
+# Patchwise energy map (docs/original-implementation.md §7)
 # --------------------------------------------------------------------------------------------------------
 
 

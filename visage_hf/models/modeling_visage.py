@@ -537,8 +537,8 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
     @contextmanager
     def _packed_decoding_weights(self, schedule: list[list[int]]) -> Iterator[None]:
         """On CPU (fp32 / bf16), the generation steps of ``schedule`` (live streams per step) read the
-        decoder's step weights and the live heads through `PackedLinear` copies (2-3x faster few-row products
-        there; see `PackedLinear`), held for the call only. Heads are stacked per list of live streams that
+        decoder's step weights and the live heads through `PackedLinear` copies (faster few-row products
+        there; see `PackedLinear` and benchmarks/generate.py), held for the call only. Heads are stacked per list of live streams that
         recurs (the pattern alternates between a few); a list used once keeps the plain per-head products."""
         if len(schedule) < 2 or not PackedLinear.supports(self.heads[0].weight):
             yield

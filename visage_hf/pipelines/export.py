@@ -6,7 +6,7 @@ complete, so an error (bad input, full disk, interrupt) never leaves half a resu
 Frames of reference. The model generates the sound field in the world frame of its training data: the
 camera looks at ``(azimuth, elevation)``. A person watching a flat (field-of-view) clip faces the camera
 direction, so the headphone preview — and, for field-of-view input, the MP4's spatial track — are rotated so
-that the camera direction is the front ("viewer-aligned", reference/ecosystem.md §4.4). For 360° input the MP4
+that the camera direction is the front ("viewer-aligned", docs/original-implementation.md §E4.4). For 360° input the MP4
 keeps the world frame and gets spherical-video metadata: YouTube and 360° players then turn the field with
 the viewer's head. ``foa_ambix.wav`` is always the world frame, exactly as generated.
 """

@@ -8,8 +8,7 @@ Container. The pipeline is a diffusers `DiffusionPipeline` holding four componen
 (`CLIPVisionModelWithProjection`), ``image_processor`` (CLIP's, PIL backend), ``foa_model`` (`VisageForFOA`) and
 ``codec`` (transformers `DacModel`, used through `FOACodec`). That gives ``save_pretrained`` /
 ``from_pretrained`` (one sub-folder per component + ``model_index.json``), ``progress_bar``, ``components``,
-``to(device, dtype)`` and per-component ``dtype`` dicts. Two limits of diffusers apply
-(reference/integration-notes.md §A): the generic ``DiffusionPipeline.from_pretrained(folder)`` cannot load
+``to(device, dtype)`` and per-component ``dtype`` dicts. Two limits of diffusers apply: the generic ``DiffusionPipeline.from_pretrained(folder)`` cannot load
 it (it looks the class name up inside diffusers) — call ``VisagePipeline.from_pretrained``; and
 ``model_index.json`` names ``visage_hf.models.modeling_visage`` as the model's module, so that module must keep its
 name (and keep ``PreTrainedModel`` in its namespace) for saved pipelines to load.

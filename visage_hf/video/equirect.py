@@ -7,13 +7,13 @@ seen from above), the top row is up. Pixel column ``j`` of a ``W``-wide frame is
 Field of view (:func:`equirect_to_fov`, :func:`fov_crop`): the rectilinear crop ViSAGe trains on (90°,
 224 x 224). A sampling grid is built once per view (cached) and applied to every frame with vectorised
 bilinear sampling. ``mode="original"`` reproduces the original ``prepare_dataset.project``
-(reference/original-visage.md §5.6): rays through pixel corners, lookup-table trigonometry, a MATLAB-style
+(docs/original-implementation.md §5.6): rays through pixel corners, lookup-table trigonometry, a MATLAB-style
 +1 pixel shift and clamping at the ±180° seam; near the view centre it samples about 0.86 px right of and
 below the exact position for 896 x 448 -> 224 x 224. The corrected default uses pixel-centre rays, exact
 angles and wraps around the seam.
 
 The projection's own angles are ``yaw`` (toward the image right) and ``pitch`` (up); in the public
-ambisonic convention the camera's azimuth is ``-yaw`` (reference §5.5), see :func:`direction_to_yaw_pitch`.
+ambisonic convention the camera's azimuth is ``-yaw`` (docs/original-implementation.md §5.5), see :func:`direction_to_yaw_pitch`.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def direction_to_yaw_pitch(azimuth: float, elevation: float) -> tuple[float, flo
     """Public ambisonic ``(azimuth, elevation)`` degrees -> the projection's ``(yaw, pitch)`` degrees.
 
     The projection's yaw is positive toward the image right, i.e. the listener's right, which is negative
-    ambisonic azimuth: ``yaw = -azimuth``, ``pitch = elevation`` (reference/original-visage.md §5.5).
+    ambisonic azimuth: ``yaw = -azimuth``, ``pitch = elevation`` (docs/original-implementation.md §5.5).
     """
     return float(-azimuth), float(elevation)
 
