@@ -1,4 +1,4 @@
-"""Video I/O with PyAV: frames sampled at 4 fps by timestamp, and MP4 files carrying spatial audio.
+"""Video reading with PyAV: probe, frames sampled at 4 fps by timestamp, and the audio track of a video file.
 
 Reading (:func:`probe`, :func:`read_frames`, :func:`read_audio_track`): any container FFmpeg reads. Frames
 are sampled by timestamp, so variable-frame-rate files are handled, and turned upright according to the
