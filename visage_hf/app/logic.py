@@ -521,18 +521,15 @@ def run_generation(
 def _generate(pipeline, request: GenerationRequest):
     """The pipeline's output for the request; its input errors become a :class:`DemoError` without server paths."""
     try:
+        settings = {name: getattr(request, name) for name in DEFAULT_SETTINGS}  # the sampling widgets
         return pipeline(
             str(request.video),
             request.azimuth,
             request.elevation,
             request.start,
             request.duration,
-            guidance=request.guidance,
-            guidance_scale=request.guidance_scale,
-            direction_guidance_scale=request.direction_guidance_scale,
-            top_k=request.top_k,
-            temperature=request.temperature,
             seed=request.seed,
+            **settings,
         )
     except (ValueError, FileNotFoundError) as error:
         raise DemoError(_one_line(error).replace(str(request.video), request.video.name)) from None
