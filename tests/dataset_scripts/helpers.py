@@ -48,52 +48,26 @@ class FakeYoutube:
         target.write_bytes(Path(self.sources[video_id]).read_bytes())
 
 
+def _opus(format_id: str, note: str, channels: int, kbps: int) -> dict:
+    return {"format_id": format_id, "format_note": note, "vcodec": "none", "acodec": "opus",
+            "audio_channels": channels, "abr": kbps}  # fmt: skip
+
+
+def _video(format_id: str, vcodec: str, height: int, ext: str = "mp4", **extra) -> dict:
+    return {"format_id": format_id, "vcodec": vcodec, "acodec": "none", "ext": ext, "height": height, **extra}
+
+
 def youtube_formats() -> list[dict]:
     return [
-        {
-            "format_id": "251",
-            "format_note": "medium",
-            "vcodec": "none",
-            "acodec": "opus",
-            "audio_channels": 2,
-            "abr": 160,
-        },
-        {
-            "format_id": "328",
-            "format_note": "ambisonic",
-            "vcodec": "none",
-            "acodec": "opus",
-            "audio_channels": 4,
-            "abr": 256,
-        },
-        {
-            "format_id": "338",
-            "format_note": "ambisonic",
-            "vcodec": "none",
-            "acodec": "opus",
-            "audio_channels": 4,
-            "abr": 512,
-        },
+        _opus("251", "medium", 2, 160),
+        _opus("328", "ambisonic", 4, 256),
+        _opus("338", "ambisonic", 4, 512),
         {"format_id": "18", "vcodec": "avc1.42001E", "acodec": "mp4a", "ext": "mp4", "height": 360},
-        {"format_id": "134", "vcodec": "avc1.4d401e", "acodec": "none", "ext": "mp4", "height": 360},
-        {
-            "format_id": "135",
-            "vcodec": "avc1.4d401f",
-            "acodec": "none",
-            "ext": "mp4",
-            "height": 480,
-            "tbr": 800,
-        },
-        {
-            "format_id": "397",
-            "vcodec": "av01.0.04M.08",
-            "acodec": "none",
-            "ext": "mp4",
-            "height": 480,
-            "tbr": 600,
-        },
-        {"format_id": "136", "vcodec": "avc1.4d401f", "acodec": "none", "ext": "mp4", "height": 720},
-        {"format_id": "244", "vcodec": "vp9", "acodec": "none", "ext": "webm", "height": 480},
+        _video("134", "avc1.4d401e", 360),
+        _video("135", "avc1.4d401f", 480, tbr=800),
+        _video("397", "av01.0.04M.08", 480, tbr=600),
+        _video("136", "avc1.4d401f", 720),
+        _video("244", "vp9", 480, ext="webm"),
     ]
 
 
