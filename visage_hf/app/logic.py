@@ -316,40 +316,21 @@ def _fit_to_video(info, start: float, duration: float, limits: DemoLimits) -> tu
 
 def load_pipeline(model: str, device: str | None = None):
     """The pipeline for ``model``: ``"tiny-random"``, a folder, or a Hub id (the original release is
-    converted on load), on ``device`` (default: CUDA when available).
+    converted on load), on ``device`` (default: CUDA when available), through the one loader the CLI uses
+    (:func:`visage_hf.pipelines.loading.load_pipeline`).
 
     Raises:
         DemoError: the model cannot be loaded, with the reason (offline, missing folder, ...).
     """
-    import torch
+    from ..pipelines.loading import load_pipeline as load
 
-    from ..pipelines.pipeline_visage import VisagePipeline
-    from ..pipelines.tiny import TINY_RANDOM, build_tiny_random_pipeline
-    from ..utils import hub
-
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if model == TINY_RANDOM:
-        # Its layers are too small to gain from intra-op threads (see `visage generate --model tiny-random`).
-        torch.set_num_threads(1)
-        return build_tiny_random_pipeline().to(device)
-    local = Path(model).expanduser()
-    looks_local = model.startswith(("/", ".", "~")) or model.count("/") > 1 or local.exists()
-    if looks_local and not local.is_dir():
-        raise DemoError(f"model folder not found: {model}")
-    offline = (
-        f"could not download {model} (no network?). Set {MODEL_ENV} to a downloaded or converted checkpoint "
-        f"folder, or to tiny-random to try the app offline (noise)."
-    )
-    if not looks_local and not hub.hub_reachable():
-        raise DemoError(offline)
     try:
-        pipeline = VisagePipeline.from_pretrained(str(local) if looks_local else model)
-    except Exception as error:
-        if hub.is_network_error(error):
-            raise DemoError(offline) from None
-        raise DemoError(f"could not load the model {model}: {_one_line(error)}") from None
-    return pipeline.to(device)
+        return load(model, device)
+    except ValueError as error:
+        raise DemoError(
+            f"{_one_line(error)} (in the app: set {MODEL_ENV} to a downloaded or converted checkpoint folder, "
+            "or to tiny-random to try the app offline (noise))"
+        ) from None
 
 
 def _one_line(error: BaseException) -> str:

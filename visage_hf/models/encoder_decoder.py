@@ -285,14 +285,16 @@ class VisageEncoder(nn.Module):
         energy_map: torch.Tensor | None = None,
         direction: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """clip_features ``(batch, frames, clip_dim)``, energy_map ``(batch, frames, 49)``, direction ``(batch, 3)``."""
+        """clip_features ``(batch, frames, clip_dim)``, energy_map ``(batch, frames, 49)``, direction ``(batch, 3)``
+        or ``(batch, frames, 3)``."""
         batch, frames, _ = clip_features.shape
         tokens = self.clip_projection(clip_features)
         if energy_map is not None:
             tokens = tokens + self.energy_projection(energy_map)
         tokens = tokens + self.embed_positions.weight[:frames]
-        if direction is not None:
-            tokens = tokens + self.direction_projection(direction)[:, None]
+        if direction is not None:  # one camera direction for the clip, or one per frame (a moving camera)
+            projected = self.direction_projection(direction)
+            tokens = tokens + (projected[:, None] if direction.ndim == 2 else projected)
         dim = tokens.shape[-1]
         hidden_states = torch.cat(
             [self.bos.expand(batch, 1, dim), tokens, self.eos.expand(batch, 1, dim)], dim=1

@@ -122,7 +122,9 @@ class VisagePipeline(DiffusionPipeline):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> VisagePipeline:
         """Load a saved pipeline (a folder or Hub repo with ``model_index.json``), or a bare model checkpoint
-        (original ViSAGe or converted `VisageForFOA`) through :meth:`from_original`.
+        (original ViSAGe or converted `VisageForFOA`) through :meth:`from_original`. ``"tiny-random"`` builds
+        :func:`~visage_hf.pipelines.tiny.build_tiny_random_pipeline` (random weights, noise; keyword arguments
+        ``seed``, ``window_video_frames``, ``mode``).
 
         Keyword arguments go to ``DiffusionPipeline.from_pretrained`` (``dtype``, ``revision``, component
         overrides such as ``codec=...``) or to :meth:`from_original`.
@@ -131,6 +133,10 @@ class VisagePipeline(DiffusionPipeline):
             FileNotFoundError: a local path that does not exist.
         """
         source = os.fspath(pretrained_model_name_or_path)
+        if source == "tiny-random":  # the name `visage generate --model` takes: build it, no Hub
+            from .tiny import build_tiny_random_pipeline
+
+            return build_tiny_random_pipeline(**kwargs)
         if _is_saved_pipeline(source, kwargs):
             # Pipelines saved by 0.1.0 name `visage_hf.modeling_visage`; diffusers loads components only from
             # modules already imported, so import the old path (an alias of models.modeling_visage) first.
@@ -202,28 +208,30 @@ class VisagePipeline(DiffusionPipeline):
         one call with the original's own frame count and end padding (see `generate_codes`)."""
         config = self.foa_model.config
         mode = config._mode(mode)
+        window = config.window_video_frames  # what both encoder and decoder hold
         if overlap is None:
-            overlap = min(DEFAULT_OVERLAP_SECONDS, config.max_duration / 4)
+            overlap = min(DEFAULT_OVERLAP_SECONDS, window / config.video_fps / 4)
         if not (math.isfinite(overlap) and overlap > 0):
             raise ValueError(f"overlap: expected seconds > 0, got {overlap!r}")
         overlap_frames = max(1, round(overlap * config.video_fps))
-        if overlap_frames >= config.max_source_positions:
+        if overlap_frames >= window:
             raise ValueError(
-                f"overlap: expected less than the model's window of {config.max_duration:g} s, got {overlap:g} s"
+                f"overlap: expected less than the model's window of {window / config.video_fps:g} s, "
+                f"got {overlap:g} s"
             )
         plan = plan_windows(
             num_samples,
             sample_rate=config.sample_rate,
             hop_length=config.hop_length,
             video_fps=config.video_fps,
-            window_video_frames=config.max_source_positions,
+            window_video_frames=window,
             max_window_frames=config.max_frames,
             overlap_video_frames=overlap_frames,
         )
-        if mode == "original" and plan.num_video_frames <= config.max_source_positions:
-            window = Window(0, plan.num_video_frames, 0, plan.num_code_frames, 0)
+        if mode == "original" and plan.num_video_frames <= window:
+            single = Window(0, plan.num_video_frames, 0, plan.num_code_frames, 0)
             plan = WindowPlan(
-                (window,), num_samples, plan.num_video_frames, plan.num_code_frames, plan.hop_length
+                (single,), num_samples, plan.num_video_frames, plan.num_code_frames, plan.hop_length
             )
         return plan
 

@@ -31,6 +31,7 @@ __all__ = [
     "equirect_to_fov",
     "fov_crop",
     "fov_sampling_grid",
+    "fov_to_equirect",
     "yaw_pitch_to_direction",
 ]
 
@@ -259,3 +260,68 @@ def fov_crop(
     +azimuth). Same as :func:`equirect_to_fov` with ``yaw = -azimuth``, ``pitch = elevation``."""
     yaw, pitch = direction_to_yaw_pitch(azimuth, elevation)
     return equirect_to_fov(frames, yaw, pitch, fov=fov, size=size, mode=mode)
+
+
+def fov_to_equirect(
+    frame: np.ndarray,
+    azimuth: float,
+    elevation: float,
+    fov: float = 90.0,
+    size: tuple[int, int] = (960, 1920),
+    background: np.ndarray | None = None,
+) -> np.ndarray:
+    """Paint a rectilinear field-of-view frame onto an equirect canvas where the camera looked.
+
+    The inverse of :func:`fov_crop`'s pinhole model: every equirect pixel's direction is expressed in the
+    camera's frame (front = ``(azimuth, elevation)``, left horizontal, no roll); those in front of the camera and
+    inside its horizontal ``fov`` (degrees; the vertical one follows the frame's aspect) take the bilinear
+    sample of ``frame`` there, the rest keep ``background`` (black by default).
+
+    Args:
+        frame: uint8 ``(h, w, 3)``.
+        azimuth, elevation: the camera direction in degrees (public convention).
+        size: ``(H, W)`` of the equirect canvas (2:1 for 360° players).
+        background: uint8 ``(H, W, 3)`` to paint on, or None for black.
+
+    Returns:
+        uint8 ``(H, W, 3)``.
+    """
+    frame = np.asarray(frame)
+    if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[-1] != 3:
+        raise ValueError(f"frame: expected uint8 (h, w, 3), got {frame.dtype} {frame.shape}")
+    height, width = size
+    source_x, source_y, visible = _fov_source_pixels(
+        frame.shape[0], frame.shape[1], float(azimuth), float(elevation), float(fov), (height, width)
+    )
+    canvas = np.zeros((height, width, 3), np.uint8) if background is None else np.array(background, np.uint8)
+    if canvas.shape != (height, width, 3):
+        raise ValueError(f"background: expected uint8 {(height, width, 3)}, got {canvas.shape}")
+    sampled = _bilinear(frame[None], source_x[visible][None], source_y[visible][None], wrap=False)[0]
+    canvas[visible] = np.clip(np.rint(sampled), 0, 255).astype(np.uint8)
+    return canvas
+
+
+@lru_cache(maxsize=64)
+def _fov_source_pixels(
+    frame_height: int, frame_width: int, azimuth: float, elevation: float, fov: float, size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Frame pixel coordinates ``(H, W)`` seen by each equirect pixel, and where the frame covers it."""
+    rays = equirect_directions(*size)
+    front = direction_to_vector(azimuth, elevation)
+    left = direction_to_vector(azimuth + 90.0, 0.0)
+    up = np.cross(front, left)
+    depth, along_left, along_up = rays @ front, rays @ left, rays @ up
+    focal = frame_width / 2 / math.tan(math.radians(fov) / 2)  # pixels; square pixels
+    with np.errstate(divide="ignore", invalid="ignore"):
+        source_x = frame_width / 2 - focal * along_left / depth - 0.5  # image-right is the viewer's right
+        source_y = frame_height / 2 - focal * along_up / depth - 0.5
+    visible = (
+        (depth > 0)
+        & (source_x >= -0.5)
+        & (source_x <= frame_width - 0.5)
+        & (source_y >= -0.5)
+        & (source_y <= frame_height - 0.5)
+    )
+    for array in (source_x, source_y, visible):
+        array.setflags(write=False)
+    return source_x, source_y, visible
