@@ -245,27 +245,12 @@ def write_mp4(
     Returns:
         the written path.
     """
-    if codec not in _AUDIO_CODECS:
-        raise ValueError(f"codec: expected one of {sorted(_AUDIO_CODECS)}, got {codec!r}")
-    bitrate = _DEFAULT_BITRATE[codec] if bitrate is None else int(bitrate)
-    if bitrate < _AUDIO_CODECS[codec]["min_bitrate"]:
-        warnings.warn(
-            f"bitrate {bitrate} b/s is below YouTube's minimum for 4-channel {codec} "
-            f"({_AUDIO_CODECS[codec]['min_bitrate']} b/s)",
-            stacklevel=2,
-        )
+    bitrate = _check_bitrate(codec, bitrate)
     if spherical and video is None:
         raise ValueError("spherical=True needs a video (an equirectangular file or frames)")
     path = Path(path)
     foa = _prepare_foa(foa, sample_rate)
-    if isinstance(video, (str, os.PathLike)):
-        if not Path(video).exists():
-            raise FileNotFoundError(f"video file not found: {video}")
-        if video_start is not None and not (math.isfinite(video_start) and video_start >= 0):
-            raise ValueError(f"video_start: expected seconds >= 0, got {video_start}")
-    elif video is not None:
-        video = _check_frames(video)
-        _frame_rate(fps)
+    video = _check_video(video, fps, video_start)
 
     encoded = _temporary_path(path, ".mp4")
     try:
@@ -288,3 +273,31 @@ def write_mp4(
     finally:
         encoded.unlink(missing_ok=True)
     return path
+
+
+def _check_bitrate(codec: str, bitrate: int | None) -> int:
+    """The audio bit rate (the codec's default when None); a warning below YouTube's minimum."""
+    if codec not in _AUDIO_CODECS:
+        raise ValueError(f"codec: expected one of {sorted(_AUDIO_CODECS)}, got {codec!r}")
+    bitrate = _DEFAULT_BITRATE[codec] if bitrate is None else int(bitrate)
+    if bitrate < _AUDIO_CODECS[codec]["min_bitrate"]:
+        warnings.warn(
+            f"bitrate {bitrate} b/s is below YouTube's minimum for 4-channel {codec} "
+            f"({_AUDIO_CODECS[codec]['min_bitrate']} b/s)",
+            stacklevel=3,
+        )
+    return bitrate
+
+
+def _check_video(video, fps, video_start: float | None):
+    """A video path that exists (with a valid ``video_start``), checked frames (with a valid ``fps``), or None."""
+    if isinstance(video, (str, os.PathLike)):
+        if not Path(video).exists():
+            raise FileNotFoundError(f"video file not found: {video}")
+        if video_start is not None and not (math.isfinite(video_start) and video_start >= 0):
+            raise ValueError(f"video_start: expected seconds >= 0, got {video_start}")
+        return video
+    if video is not None:
+        video = _check_frames(video)
+        _frame_rate(fps)
+    return video
