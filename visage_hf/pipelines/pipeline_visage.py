@@ -250,6 +250,7 @@ class VisagePipeline(DiffusionPipeline):
         clip = load_video_clip(
             video, azimuth, elevation, start, duration, fps=config.video_fps, equirect=equirect,
             short_side=_processor_short_side(self.image_processor),
+            sampling=getattr(config, "frame_sampling", "ffmpeg"), mode=config._mode(mode),
         )  # fmt: skip
         num_samples = round(clip.duration * self.sample_rate)
         if num_samples < 1:
