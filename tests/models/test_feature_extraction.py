@@ -376,3 +376,28 @@ def test_bad_call_arguments_raise_value_error(clip_4x4):
         VisageFeatureExtractor(extractor.image_encoder, extractor.image_processor, mode="fast")
     with pytest.raises(ValueError, match="batch_size"):
         VisageFeatureExtractor(extractor.image_encoder, extractor.image_processor, batch_size=0)
+
+
+def test_half_precision_features_need_cuda_and_say_so(clip_4x4):
+    from visage_hf.models.feature_extraction_visage import encode_frames, require_half_precision_device
+
+    with pytest.raises(ValueError, match="need a CUDA device"):
+        require_half_precision_device(torch.device("cpu"))
+    encoder = CLIPVisionModelWithProjection.from_pretrained(clip_4x4)
+    processor = CLIPImageProcessorPil.from_pretrained(clip_4x4)
+    with pytest.raises(ValueError, match="need a CUDA device"):
+        encode_frames(encoder, processor, _random_frames((2, 64, 64, 3)), half_precision=True)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="float16 CLIP needs a CUDA device")
+def test_half_precision_features_match_float32_on_cuda(clip_4x4):
+    """float16 autocast CLIP + a float16 energy map stay close to float32 (what the original's GPU computed)."""
+    from visage_hf.models.feature_extraction_visage import VisageFeatureExtractor
+
+    encoder = CLIPVisionModelWithProjection.from_pretrained(clip_4x4).cuda()
+    processor = CLIPImageProcessorPil.from_pretrained(clip_4x4)
+    frames = _random_frames((4, 64, 64, 3))
+    full = VisageFeatureExtractor(encoder, processor, mode="original")(frames, 0.0, 0.0)
+    half = VisageFeatureExtractor(encoder, processor, mode="original", half_precision=True)(frames, 0.0, 0.0)
+    torch.testing.assert_close(half["clip_features"], full["clip_features"], rtol=2e-2, atol=2e-2)
+    torch.testing.assert_close(half["energy_map"], full["energy_map"], rtol=5e-2, atol=2e-2)

@@ -30,6 +30,7 @@ from .equirect import (
     fov_sampling_grid,
     yaw_pitch_to_direction,
 )
+from .sampling import FfmpegFrameSelector, check_frame_sampling
 
 __all__ = [  # write_mp4 and write_video: served from .mux by __getattr__ below
     "VideoInfo",
@@ -200,6 +201,7 @@ def read_frames(
     duration: float | None = None,
     *,
     size: tuple[int, int] | None = None,
+    sampling: str = "exact",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Decode the frames shown at ``start + k / fps`` for every ``k`` with a time in ``[start, start + duration)``.
 
@@ -216,6 +218,9 @@ def read_frames(
         start: seconds from the first frame.
         duration: seconds; None reads to the end.
         size: ``(width, height)`` to scale the upright frames to (FFmpeg's scaler), None keeps them.
+        sampling: ``"exact"`` (above) or ``"ffmpeg"``: the frames ``ffmpeg -ss start -to start+duration -i path
+            -r fps`` writes, as ViSAGe's training clips were cut (:mod:`visage_hf.video.sampling`); there
+            ``times`` are the source frames' own times.
 
     Returns:
         ``(frames, times)``: uint8 ``(T, H, W, 3)`` RGB and float64 ``(T,)`` seconds.
@@ -228,6 +233,8 @@ def read_frames(
     fps, start, duration = _check_window(fps, start, duration)
     if size is not None and (len(size) != 2 or min(size) < 1):
         raise ValueError(f"size: expected (width, height) in pixels, got {size}")
+    if check_frame_sampling(sampling) == "ffmpeg" and fps is not None:
+        return _read_like_ffmpeg(path, fps, start, duration, size)
     try:
         frames, times, end_of_video = _sample(path, fps, start, duration, size, seek=start > 0)
     except _SeekOvershoot:
@@ -303,6 +310,56 @@ def _sample(path, fps, start, duration, size, seek: bool):
             pick(previous[0], target)
             target = next_target()
         return picked, times, end_of_video
+
+
+def _read_like_ffmpeg(path, fps: float, start: float, duration: float | None, size):
+    """:func:`read_frames` with ``sampling="ffmpeg"``: decode from the key frame before ``start`` and keep the
+    frames FFmpeg's constant-rate output would (:class:`~visage_hf.video.sampling.FfmpegFrameSelector`)."""
+    with open_media(path) as container:
+        stream = first_video_stream(container, path)
+        if start > 0:
+            try:
+                _seek(container, stream, start)
+            except av.error.FFmpegError:
+                container.seek(0)
+        selector = FfmpegFrameSelector(
+            stream.time_base,
+            start=start,
+            duration=duration,
+            fps=fps,
+            source_rate=stream.guessed_rate,
+            container_start=container.start_time or 0,
+            single_stream=len(container.streams) == 1,
+        )
+        picked: list[np.ndarray] = []
+        times: list[float] = []
+        converted: dict = {}  # id(frame) -> image, for the current and previous frame only
+
+        def write(frame, time: float, count: int) -> None:
+            if count and id(frame) not in converted:
+                converted[id(frame)] = _to_rgb(frame, size)
+            picked.extend([converted.get(id(frame))] * count)
+            times.extend([time] * count)
+
+        previous = None  # (frame, time) of the last frame seen, written or not: FFmpeg may repeat it
+        for frame, time, _ in _decoded_frames(container, stream, path):
+            if frame.pts is None:
+                raise ValueError(f"sampling='ffmpeg' needs frame timestamps, {path} has none")
+            counts = selector.push(frame.pts, frame.duration or 0)
+            if counts is None:
+                break
+            write(*(previous or (frame, time)), counts[0])
+            write(frame, time, counts[1])
+            if not selector.kept(frame.pts):
+                continue
+            if previous is not None:
+                converted.pop(id(previous[0]), None)
+            previous = (frame, time)
+        if previous is not None:
+            write(*previous, selector.flush())
+    if not picked:
+        raise ValueError(f"no video frames from start={start:g} s in {path} (empty, or start beyond the end)")
+    return np.stack(picked), np.asarray(times, dtype=np.float64)
 
 
 def _to_rgb(frame, size: tuple[int, int] | None) -> np.ndarray:
