@@ -22,6 +22,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from ..utils.limits import check_frame_time, check_video_container
 from ..utils.moved import forward_names_to
 from .equirect import (
     direction_to_yaw_pitch,
@@ -96,6 +97,7 @@ def first_video_stream(container, path):
         )
         raise ValueError(f"expected a video stream in {path}, found {found}")
     stream = container.streams.video[0]
+    check_video_container(container, stream, path)
     stream.thread_type = "AUTO"
     return stream
 
@@ -166,6 +168,7 @@ def _decoded_frames(container, stream, path) -> Iterator[tuple[object, float, fl
             else:  # raw streams without timestamps: assume the nominal rate
                 time = 0.0 if previous is None else previous + fallback_step
             length = float(frame.duration * stream.time_base) if frame.duration else fallback_step
+            check_frame_time(time + length, path)
             previous = time
             yield frame, time, length
     except av.error.FFmpegError as error:
