@@ -301,12 +301,21 @@ def fov_to_equirect(
     return canvas
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=2)
+def _cached_equirect_directions(height: int, width: int) -> np.ndarray:
+    rays = equirect_directions(height, width)
+    rays.setflags(write=False)
+    return rays
+
+
+@lru_cache(
+    maxsize=8
+)  # a moving camera has a new view every frame: keep few (each is a few canvas-sized arrays)
 def _fov_source_pixels(
     frame_height: int, frame_width: int, azimuth: float, elevation: float, fov: float, size: tuple[int, int]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Frame pixel coordinates ``(H, W)`` seen by each equirect pixel, and where the frame covers it."""
-    rays = equirect_directions(*size)
+    rays = _cached_equirect_directions(*size)
     front = direction_to_vector(azimuth, elevation)
     left = direction_to_vector(azimuth + 90.0, 0.0)
     up = np.cross(front, left)

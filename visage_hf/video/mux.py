@@ -12,10 +12,11 @@ import math
 import os
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from fractions import Fraction
 from pathlib import Path
+from typing import NamedTuple
 
 import av
 import numpy as np
@@ -24,7 +25,7 @@ from ..audio.io import check_foa, check_sample_rate, resample
 from .io import first_video_stream, open_media, probe, segment_frames
 from .sa3d import inject_spatial_metadata
 
-__all__ = ["YOUTUBE_SAMPLE_RATE", "write_mp4", "write_video"]
+__all__ = ["YOUTUBE_SAMPLE_RATE", "Reframe", "write_mp4", "write_video"]
 
 YOUTUBE_SAMPLE_RATE = 48000
 # YouTube's minimum bit rates for first-order ambisonics (Help answer 6395969).
@@ -195,16 +196,36 @@ def _remuxed_packets(source, container) -> Iterator:
     return packets()
 
 
-def _add_video(container, stack: ExitStack, video, fps, video_start: float | None, seconds: float):
+class Reframe(NamedTuple):
+    """A per-frame picture transform applied while re-encoding: ``function(image, seconds_from_start)`` maps
+    each upright uint8 ``(h, w, 3)`` source frame to a uint8 ``(height, width, 3)`` one."""
+
+    height: int
+    width: int
+    function: Callable[[np.ndarray, float], np.ndarray]
+
+
+def _add_video(
+    container,
+    stack: ExitStack,
+    video,
+    fps,
+    video_start: float | None,
+    seconds: float,
+    reframe: Reframe | None,
+):
     """Add the video stream (before the audio one, so it is track 1) and return its packet iterator."""
     if isinstance(video, (str, os.PathLike)):
         source = stack.enter_context(open_media(video))
-        if video_start is None:
+        if video_start is None and reframe is None:
             return _remuxed_packets(source, container)
         info = probe(video)
         rate = Fraction(info.fps).limit_denominator(1001) if info.fps > 0 else Fraction(25)
-        stream = _add_video_encoder(container, rate, info.width, info.height)
-        return _encode_images(stream, segment_frames(source, float(video_start), seconds))
+        images = segment_frames(source, float(video_start or 0.0), seconds)
+        if reframe is None:
+            return _encode_images(_add_video_encoder(container, rate, info.width, info.height), images)
+        stream = _add_video_encoder(container, rate, reframe.width, reframe.height)
+        return _encode_images(stream, ((reframe.function(image, time), time) for image, time in images))
     rate = _frame_rate(fps)
     stream = _add_video_encoder(container, rate, video.shape[2], video.shape[1])
     return _encode_images(stream, _timed(video, rate))
@@ -222,6 +243,7 @@ def write_mp4(
     bitrate: int | None = None,
     spherical: bool = False,
     faststart: bool = True,
+    reframe: Reframe | None = None,
 ) -> Path:
     """Write an MP4 whose single audio track is the FOA, tagged as AmbiX spatial audio (``SA3D`` box).
 
@@ -233,6 +255,9 @@ def write_mp4(
       or, with ``video_start``, the frames in ``[video_start, video_start + audio duration)`` are re-encoded
       with H.264 so the cut is exact;
     * uint8 frames ``(T, H, W, 3)`` with ``fps``: encoded with H.264.
+
+    ``reframe`` (with a video path) re-encodes the segment through a per-frame transform, e.g. painting a
+    field-of-view clip onto an equirectangular canvas for a 360° file.
 
     ``spherical=True`` also writes Spherical Video V2 metadata (equirectangular, mono) so YouTube treats the
     video as 360° and head-tracks the audio. ``faststart`` puts the index first for streaming. The file
@@ -260,7 +285,7 @@ def write_mp4(
             seconds = foa.shape[1] / YOUTUBE_SAMPLE_RATE
             video_packets = None
             if video is not None:
-                video_packets = _add_video(container, stack, video, fps, video_start, seconds)
+                video_packets = _add_video(container, stack, video, fps, video_start, seconds, reframe)
             audio_packets = _encode_audio(container, foa, codec, bitrate)
             if video_packets is None:
                 for packet in audio_packets:
