@@ -270,5 +270,10 @@ def run_generate(args: argparse.Namespace) -> int:
     print(f"wrote {files.binaural}: binaural stereo, {rate} Hz, camera direction in front")
     frame = "world frame, 360° spherical metadata" if result.equirect else "camera direction in front"
     print(f"wrote {files.video}: H.264 + 4-channel AAC 48 kHz with SA3D (AmbiX), {frame}")
+    if files.video_360 is not None:
+        print(
+            f"wrote {files.video_360}: the clip painted on a 360° sphere at the camera direction, world-frame FOA, "
+            "spherical metadata: upload this one to YouTube for head-tracked spatial audio"
+        )
     print(f"wrote {files.energy_map}: energy map of the generated FOA (× = loudest direction, ○ = camera)")
     return 0

@@ -62,7 +62,7 @@ def load_pipeline(
 
         print(f"visage: warning: {TINY_RANDOM_WARNING}", file=sys.stderr)
         # Its layers are too small to gain from intra-op threads, and on a busy CPU extra threads make each of
-        # its ~2000 decoder steps wait on the others (measured: 7 s -> 59 s for 12 s on 2 shared cores).
+        # its ~2000 decoder steps wait on the others.
         torch.set_num_threads(1)
         pipe = VisagePipeline(**tiny_random_components())
     else:

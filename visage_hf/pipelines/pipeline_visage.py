@@ -8,8 +8,7 @@ Container. The pipeline is a diffusers `DiffusionPipeline` holding four componen
 (`CLIPVisionModelWithProjection`), ``image_processor`` (CLIP's, PIL backend), ``foa_model`` (`VisageForFOA`) and
 ``codec`` (transformers `DacModel`, used through `FOACodec`). That gives ``save_pretrained`` /
 ``from_pretrained`` (one sub-folder per component + ``model_index.json``), ``progress_bar``, ``components``,
-``to(device, dtype)`` and per-component ``dtype`` dicts. Two limits of diffusers apply
-(reference/integration-notes.md §A): the generic ``DiffusionPipeline.from_pretrained(folder)`` cannot load
+``to(device, dtype)`` and per-component ``dtype`` dicts. Two limits of diffusers apply: the generic ``DiffusionPipeline.from_pretrained(folder)`` cannot load
 it (it looks the class name up inside diffusers) — call ``VisagePipeline.from_pretrained``; and
 ``model_index.json`` names ``visage_hf.models.modeling_visage`` as the model's module, so that module must keep its
 name (and keep ``PreTrainedModel`` in its namespace) for saved pipelines to load.
@@ -106,8 +105,13 @@ class VisagePipeline(DiffusionPipeline):
         image_processor: its image processor (``CLIPImageProcessorPil`` works without torchvision).
         foa_model: the FOA :class:`~visage_hf.models.modeling_visage.VisageForFOA`.
         codec: the transformers ``DacModel`` whose codes the model writes (44.1 kHz, hop 512, 9 codebooks).
+
+    Attributes:
+        half_precision_features: set True to compute CLIP and the energy map in float16 in original mode, as
+            the original did on its GPU (CUDA only: on a CPU generation stops with a one-line ``ValueError``).
     """
 
+    half_precision_features: bool = False
     model_cpu_offload_seq = "image_encoder->foa_model"
     # Decoding goes through DacModel.decode, not forward, so accelerate's offload hook would never fire for it.
     _exclude_from_cpu_offload: ClassVar[list[str]] = ["codec"]
@@ -258,6 +262,7 @@ class VisagePipeline(DiffusionPipeline):
         clip = load_video_clip(
             video, azimuth, elevation, start, duration, fps=config.video_fps, equirect=equirect,
             short_side=_processor_short_side(self.image_processor),
+            sampling=getattr(config, "frame_sampling", "ffmpeg"), mode=config._mode(mode),
         )  # fmt: skip
         num_samples = round(clip.duration * self.sample_rate)
         if num_samples < 1:
@@ -366,7 +371,10 @@ class VisagePipeline(DiffusionPipeline):
         model, config = self.foa_model, self.foa_model.config
         mode = config._mode(generate_kwargs.get("mode"))
         extractor = VisageFeatureExtractor(
-            self.image_encoder, self.image_processor, mode="original" if mode == "original" else "default"
+            self.image_encoder,
+            self.image_processor,
+            mode="original" if mode == "original" else "default",
+            half_precision=mode == "original" and self.half_precision_features,
         )
         codes = torch.zeros(
             (num_samples, config.num_channels, config.num_codebooks, plan.num_code_frames), dtype=torch.long
