@@ -30,8 +30,6 @@ def default_model() -> str:
 # The guidance modes of `visage_hf.models.configuration_visage.GUIDANCE_MODES`, written out so `--help` does not
 # import transformers; tests check that the two agree.
 GUIDANCE_CHOICES = ("joint", "dual", "visual", "direction", "none")
-# The files `visage generate` writes into its output folder (refused when already there, unless --overwrite).
-OUTPUT_NAMES = ("foa_ambix.wav", "binaural.wav", "spatial.mp4", "energy_map.png")
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -203,9 +201,12 @@ def load_pipeline(
 
 
 def _check_output_folder(output: Path, overwrite: bool) -> None:
+    """The files `generate` writes are refused when already there, unless --overwrite."""
+    from ..pipelines.export import OUTPUT_FILES
+
     if output.exists() and not output.is_dir():
         raise CommandError(f"expected an output folder, got an existing file: {output}")
-    existing = [name for name in OUTPUT_NAMES if (output / name).exists()]
+    existing = [name for name in OUTPUT_FILES.values() if (output / name).exists()]
     if existing and not overwrite:
         raise CommandError(
             f"{output} already holds {', '.join(existing)} from an earlier run: pass --overwrite to replace "
