@@ -350,3 +350,25 @@ def test_evaluate_all_nan_is_not_success(tmp_path, capsys):
     args = ["evaluate", "--pred", str(pred), "--gt", str(gt), "-o", str(tmp_path / "r"), "--duration", "2"]
     assert main([*args, "--no-progress"]) == 1
     assert "no score could be computed on the 2 clip(s)" in capsys.readouterr().err
+
+
+def test_energy_map_picture_names_its_marks_and_shows_the_camera():
+    """Item 10: the × had no legend and the camera direction in the title was not marked. The marks sit at
+    the map's own coordinates: azimuth +90 is left of the front (x = 90), like the axis ticks say."""
+    from matplotlib.figure import Figure
+
+    from visage_hf.audio.foa import encode, energy_map
+    from visage_hf.video.plotting import _draw_map
+
+    tone = np.sin(2 * np.pi * 500 * np.arange(4800) / 48000).astype(np.float32)
+    maps = energy_map(encode(tone, -120.0, 30.0))  # a source behind on the right, up
+    axis = Figure().subplots()
+    _draw_map(axis, maps, float(maps.min()), float(maps.max()), True, camera=(270.0, -10.0))
+    marks = {line.get_label(): (line.get_xdata()[0], line.get_ydata()[0]) for line in axis.get_lines()}
+    assert np.allclose(marks["camera direction"], (-90.0, -10.0))  # 270° wraps to -90° (right)
+    azimuth, elevation = marks["loudest direction"]
+    assert abs(azimuth + 120) <= 3 and abs(elevation - 30) <= 3
+    assert [text.get_text() for text in axis.get_legend().get_texts()] == [
+        "loudest direction",
+        "camera direction",
+    ]

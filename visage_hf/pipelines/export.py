@@ -185,7 +185,12 @@ def export_generation(
             "binaural": write_audio(
                 staging / OUTPUT_FILES["binaural"], render_binaural(viewer_foa, rate, sofa=sofa), rate
             ),
-            "energy_map": plot_energy_map(energy_map(foa), staging / OUTPUT_FILES["energy_map"], title=title),
+            "energy_map": plot_energy_map(
+                energy_map(foa),
+                staging / OUTPUT_FILES["energy_map"],
+                title=title,
+                camera=None if azimuth is None else (azimuth, elevation or 0.0),
+            ),
         }
         if video is not None:
             written.update(
