@@ -125,16 +125,19 @@ def test_local_model_folder_offline_names_the_missing_clip_and_its_option(parts,
     assert not no_network and not out.exists()
 
 
-def test_from_pretrained_tiny_random_builds_it_offline(no_network):
+def test_tiny_random_by_name_is_built_offline_or_named_at_once(no_network):
     """Bug 3: `VisagePipeline.from_pretrained("tiny-random")` retried HTTP for 55 s and raised
-    LocalEntryNotFoundError; it is the tiny pipeline `--model tiny-random` names."""
-    pipe = VisagePipeline.from_pretrained("tiny-random")
+    LocalEntryNotFoundError. Now it fails at once naming the builder (no connection tried), and the shared loader
+    builds exactly the pipeline `tiny_random_components(seed=0)` makes."""
+    from visage_hf.pipelines.loading import load_pipeline
+
+    with pytest.raises(ValueError, match="build_tiny_random_pipeline"):
+        VisagePipeline.from_pretrained("tiny-random")
+    pipe = load_pipeline("tiny-random", device="cpu", quiet=True)
     reference = VisagePipeline(**tiny_random_components(seed=0))
     assert pipe.foa_model.config.to_dict() == reference.foa_model.config.to_dict()
-    for (name, mine), (_, theirs) in zip(
-        pipe.foa_model.state_dict().items(), reference.foa_model.state_dict().items()
-    ):
-        assert torch.equal(mine, theirs), name
+    mine, theirs = pipe.foa_model.state_dict(), reference.foa_model.state_dict()
+    assert mine.keys() == theirs.keys() and all(torch.equal(mine[key], theirs[key]) for key in mine)
     assert not no_network
 
 

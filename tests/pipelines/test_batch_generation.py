@@ -144,7 +144,7 @@ def single_run(tmp_path_factory, features_dir, model_dir) -> Path:
     folder = tmp_path_factory.mktemp("single")
     clip_list = _write_clip_list(folder.parent / "single_clips.csv", [c[0] for c in CLIPS] + ["missing_0"])
     code = _generate_batch("--features", features_dir, "--clips", clip_list, "--model", model_dir, "--batch-size", 4, "-o", folder)  # fmt: skip
-    assert code == 0
+    assert code == 1  # missing_0 failed: the run goes on, and its exit code says it is incomplete
     return folder
 
 
@@ -298,7 +298,7 @@ def test_videos_match_the_pipeline_with_each_clips_seed(tmp_path, videos, pipe, 
     # ... and a folder of videos with YT-Ambigen's ambi.json, which lacks one clip.
     ambi = tmp_path / "ambi.json"
     ambi.write_text(json.dumps({"walk_0": [44, 100], "walk_5": [20, 3]}))
-    assert _generate_batch("--videos", videos, "--directions", ambi, "--model", model_dir, "-o", tmp_path / "dir") == 0  # fmt: skip
+    assert _generate_batch("--videos", videos, "--directions", ambi, "--model", model_dir, "-o", tmp_path / "dir") == 1  # fmt: skip
     outputs = _outputs(tmp_path / "dir")
     assert sorted(outputs) == ["walk_0", "walk_5"]
     assert _failed(tmp_path / "dir") == {

@@ -127,21 +127,24 @@ class VisagePipeline(DiffusionPipeline):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> VisagePipeline:
         """Load a saved pipeline (a folder or Hub repo with ``model_index.json``), or a bare model checkpoint
-        (original ViSAGe or converted `VisageForFOA`) through :meth:`from_original`. ``"tiny-random"`` builds
-        :func:`~visage_hf.pipelines.tiny.build_tiny_random_pipeline` (random weights, noise; keyword arguments
-        ``seed``, ``window_video_frames``, ``mode``).
+        (original ViSAGe or converted `VisageForFOA`) through :meth:`from_original`. ``"tiny-random"`` fails at
+        once naming :func:`~visage_hf.pipelines.tiny.build_tiny_random_pipeline`, which builds it.
 
         Keyword arguments go to ``DiffusionPipeline.from_pretrained`` (``dtype``, ``revision``, component
         overrides such as ``codec=...``) or to :meth:`from_original`.
 
         Raises:
             FileNotFoundError: a local path that does not exist.
+            ValueError: ``"tiny-random"`` (see above).
         """
         source = os.fspath(pretrained_model_name_or_path)
-        if source == "tiny-random":  # the name `visage generate --model` takes: build it, no Hub
-            from .tiny import build_tiny_random_pipeline
-
-            return build_tiny_random_pipeline(**kwargs)
+        if source == "tiny-random":  # the CLI's name for it; no Hub round trip, no retries
+            # (Built by visage_hf.pipelines.tiny, which imports this module: naming it avoids an import circle.)
+            raise ValueError(
+                "'tiny-random' is not a Hub id or folder: build the tiny random pipeline with "
+                "visage_hf.build_tiny_random_pipeline() (random weights, noise; `--model tiny-random` on the "
+                "command line, or visage_hf.pipelines.loading.load_pipeline('tiny-random'))"
+            )
         if _is_saved_pipeline(source, kwargs):
             # Pipelines saved by 0.1.0 name `visage_hf.modeling_visage`; diffusers loads components only from
             # modules already imported, so import the old path (an alias of models.modeling_visage) first.
