@@ -146,7 +146,8 @@ def add_generate_command(subparsers) -> None:
         "foa_ambix.wav (" + FOA_DESCRIPTION + ", float32, 44.1 kHz unless --sample-rate; world frame), "
         "binaural.wav (headphone preview, turned so the camera direction is in front), spatial.mp4 (the "
         "video segment with the FOA as a 4-channel AAC track + SA3D spatial-audio box; 360° input keeps the "
-        "world frame and gets spherical metadata) and energy_map.png. Files appear only when all are written; "
+        "world frame and gets spherical metadata), spatial_360.mp4 (field-of-view input: the clip painted on a 360° "
+        "sphere, for head-tracked playback on YouTube) and energy_map.png. Files appear only when all are written; "
         "earlier outputs in OUT are replaced only with --overwrite. 'visage generate-batch' shares the model "
         "and sampling options.",
     )
