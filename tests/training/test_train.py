@@ -247,7 +247,9 @@ def test_sigkill_after_a_checkpoint_then_resume_continues_the_curve(
     reference_train, reference_eval, _ = read_log(reference_run)
     without_dropout, _, _ = read_log(reference_run_without_dropout)
     # Dropout is live: its curve is not the dropout-free one (so the random state matters).
-    assert any(abs(reference_train[s] - without_dropout[s]) > 1e-3 * without_dropout[s] for s in range(2, STEPS))
+    assert any(
+        abs(reference_train[s] - without_dropout[s]) > 1e-3 * without_dropout[s] for s in range(2, STEPS)
+    )
     assert steps == list(range(1, STEPS + 1))  # records after the checkpoint were replaced, not duplicated
     for step in range(1, STEPS + 1):
         assert train[step] == pytest.approx(reference_train[step], rel=1e-5), step
