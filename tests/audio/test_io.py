@@ -131,6 +131,7 @@ def test_multichannel_wav_is_wave_format_extensible(tmp_path):
     path = audio.write_audio(tmp_path / "foa.wav", foa, 48000)
     assert _fmt_chunk(path) == (40, 0xFFFE, 4)  # WAVEFORMATEXTENSIBLE: 18 + 22 bytes, tag 0xFFFE
     back, rate = audio.read_audio(path)
+    assert rate == 48000
     np.testing.assert_array_equal(back, foa)
     stereo = audio.write_audio(tmp_path / "stereo.wav", foa[:2], 48000)
     assert _fmt_chunk(stereo)[2] == 2
