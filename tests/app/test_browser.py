@@ -170,9 +170,9 @@ def foa_files(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("foa")
     rng = np.random.default_rng(16)
-    noise = 0.1 * rng.standard_normal(3 * RATE).astype(np.float32)
+    noise = 0.1 * rng.standard_normal(4 * RATE).astype(np.float32)
     fields = {
-        "left.wav": encode(noise, 90.0, 0.0),  # 3 s: also long enough to watch playback
+        "left.wav": encode(noise, 90.0, 0.0),  # 4 s: also long enough to watch playback
         "front.wav": encode(noise[: RATE // 2], 0.0, 0.0),
         "up60.wav": encode(noise[: RATE // 2], 0.0, 60.0),
         # Four independent channels: every filter and every rotation gain matters.
@@ -317,6 +317,14 @@ def test_drag_and_sliders_turn_the_head_and_playback_keeps_the_video_in_step(app
     assert states[-1]["contextTime"] > states[0]["contextTime"] + 0.5  # the audio clock runs
     drifts = [abs(state["videoTime"] - state["position"]) for state in states]
     assert max(drifts) < 0.1, f"video vs audio clock: {drifts}"
+    # A video that falls out of step (a decoder stall, a jump) is brought back to the audio clock.
+    browser.execute_script("document.querySelector('#lookaround-file video').currentTime -= 0.5")
+    _wait(browser, 5).until(
+        lambda driver: (s := driver.execute_script(STATE_JS))["videoTime"] > s["position"] - 0.1
+    )
+    time.sleep(0.3)
+    state = browser.execute_script(STATE_JS)
+    assert state["playing"] and abs(state["videoTime"] - state["position"]) < 0.1
     browser.find_element(By.CSS_SELECTOR, "#lookaround-file .la-play").click()
     paused = browser.execute_script(STATE_JS)
     assert not paused["playing"] and abs(paused["videoTime"] - paused["position"]) < 0.05
