@@ -64,9 +64,6 @@ if _missing_browser():
 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory, serve_app):
-    if os.environ.get("TMP_APP_URL"):
-        yield os.environ["TMP_APP_URL"]
-        return
     with serve_app(tmp_path_factory.mktemp("app"), {}, APP_START_SECONDS) as url:
         yield url
 
@@ -277,10 +274,11 @@ def test_browser_render_equals_the_python_binaural_renderer(app_url, browser, fo
     for yaw, pitch in ((0.0, 0.0), (30.0, 20.0)):
         browser_ears = np.array(browser.execute_async_script(RENDER_JS, yaw, pitch, RATE // 4))
         # The head facing (yaw, pitch) hears the field turned by -yaw then pitched (camera -> front).
+        # Measured here: 3e-7 of the peak (float32 FFT convolution in Chromium vs float64 in scipy).
         python_ears = renderer(fields["random.wav"], RATE, yaw=-yaw, pitch=pitch).audio
         assert browser_ears.shape == python_ears.shape
         error = np.max(np.abs(browser_ears - python_ears)) / np.max(np.abs(python_ears))
-        assert error < 1e-4, f"head ({yaw}, {pitch}): browser and Python differ by {error:.2e} of the peak"
+        assert error < 1e-5, f"head ({yaw}, {pitch}): browser and Python differ by {error:.2e} of the peak"
 
 
 def test_drag_and_sliders_turn_the_head_and_playback_keeps_the_video_in_step(app_url, browser, foa_files):
