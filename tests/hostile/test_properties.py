@@ -165,7 +165,11 @@ _SCALARS = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
     st.text(max_size=12),
 )
-_VALUES = st.recursive(_SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3), max_leaves=6)
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=6,
+)
 
 
 def _known_keys() -> list[str]:
@@ -208,3 +212,95 @@ def feature_config():
     from tests.conftest import _tiny_config
 
     return _tiny_config()
+
+
+def _feature_rows(config, count: int = 2) -> list[dict]:
+    rng = np.random.default_rng(1)
+    return [
+        {
+            "clip_id": f"clip_{index}",
+            "clip_features": rng.standard_normal((8, config.clip_dim)).astype(np.float16),
+            "energy_map": rng.random((8, config.energy_map_dim)).astype(np.float32),
+            "elevation_index": 10,
+            "azimuth_index": 20,
+            "codes": rng.integers(0, config.codebook_size, (86, config.num_streams)).astype(np.int16),
+        }
+        for index in range(count)
+    ]
+
+
+def _read_every_row(dataset, config) -> None:
+    from visage_hf.data.features import FeatureDataset
+
+    features = FeatureDataset(dataset, config)
+    for index in range(len(features)):
+        example = features[index]
+        assert example["clip_features"].dtype == np.float32 and example["codes"].ndim == 2
+
+
+@pytest.fixture(scope="module")
+def parquet_seed(feature_config):
+    import datasets
+
+    from visage_hf.data.features import feature_schema
+
+    config = feature_config
+    schema = feature_schema(
+        config.num_channels, config.num_codebooks, config.clip_dim, config.energy_map_dim, "indices", ()
+    )
+    path = _scratch() / "seed.parquet"
+    datasets.Dataset.from_list(_feature_rows(config), features=schema).to_parquet(str(path))
+    return path.read_bytes()
+
+
+def test_feature_loader_on_damaged_parquet(parquet_seed, feature_config):
+    from visage_hf.data.features import load_feature_dataset
+
+    @PROPERTY_SETTINGS.__class__(PROPERTY_SETTINGS, max_examples=15)
+    @given(mutated([parquet_seed]))
+    def check(data):
+        path = _file(data, ".parquet")
+        loaded = _ends_clearly(load_feature_dataset, data_files=[str(path)], seconds=30)
+        if not isinstance(loaded, Exception):
+            _ends_clearly(_read_every_row, loaded, feature_config)
+
+    check()
+
+
+_COLUMN_VALUES = st.sampled_from(
+    [
+        "text",
+        None,
+        3,
+        2.5,
+        [1, 2, 3],
+        [[1.0, 2.0], [3.0]],  # ragged
+        [["a", "b"]],
+        [[1, 2], [3, 4]],
+        [[0.5, 0.25], [0.125, 1.0]],
+        [[True, False]],
+        [],
+    ]
+)
+
+
+@PROPERTY_SETTINGS
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            ["clip_features", "energy_map", "codes", "elevation_index", "azimuth_index", "clip_id"]
+        ),
+        _COLUMN_VALUES,
+        min_size=1,
+    )
+)
+def test_feature_rows_with_mistyped_columns(feature_config, overrides):
+    import datasets
+
+    rows = _feature_rows(feature_config, count=1)
+    rows[0].update(overrides)
+    try:
+        dataset = datasets.Dataset.from_list(rows)
+    except Exception:  # datasets cannot even hold these columns together: nothing for us to load
+        return
+    _ends_clearly(_read_every_row, dataset, feature_config)
