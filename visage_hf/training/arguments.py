@@ -168,6 +168,10 @@ def load_recipe(path: str | os.PathLike) -> dict[str, Any]:
         raise ValueError(
             f"recipe {path} must be a mapping of argument names to values, got {type(recipe).__name__}"
         )
+    if not all(isinstance(key, str) for key in recipe):
+        raise ValueError(
+            f"recipe {path}: keys must be argument names, got {[k for k in recipe if not isinstance(k, str)]}"
+        )
     known = {f.name for cls in ARGUMENT_CLASSES for f in dataclasses.fields(cls)}
     unknown = sorted(set(recipe) - known)
     if unknown:
