@@ -21,6 +21,7 @@ measured).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import subprocess
@@ -39,12 +40,12 @@ MAX_LEN = {"boxes": 8192, "audio": 4096, "video": 8192, "recipe": 1024, "feature
 
 def write_seeds(target: str, corpus: Path) -> None:
     """Put small valid inputs of ``target`` into an empty corpus folder."""
-    sys.path.insert(0, str(ROOT))
-    from tests.hostile import builders
-
     corpus.mkdir(parents=True, exist_ok=True)
     if any(corpus.iterdir()):
         return
+    sys.path.insert(0, str(ROOT))
+    from tests.hostile import builders
+
     scratch = Path(tempfile.mkdtemp(prefix="visage-fuzz-seed-"))
     seeds: dict[str, bytes] = {}
     if target == "boxes":
@@ -135,10 +136,8 @@ def _target_function(target: str, scratch: Path):
 
 
 def _clear(call, *args, **kwargs) -> None:
-    try:
+    with contextlib.suppress(CLEAR_ERRORS):
         call(*args, **kwargs)
-    except CLEAR_ERRORS:
-        pass
 
 
 def run_target(target: str, seconds: int, timeout: int, rss_limit_mb: int) -> int:
@@ -148,7 +147,8 @@ def run_target(target: str, seconds: int, timeout: int, rss_limit_mb: int) -> in
     corpus = ROOT / "fuzz" / "corpus" / target
     artifacts = ROOT / "fuzz" / "artifacts" / target
     artifacts.mkdir(parents=True, exist_ok=True)
-    write_seeds(target, corpus)
+    if not corpus.is_dir() or not any(corpus.iterdir()):
+        raise SystemExit(f"empty corpus {corpus}: run without --child first (it writes the seeds)")
     scratch = Path(tempfile.mkdtemp(prefix=f"visage-fuzz-{target}-"))
     one_input = _target_function(target, scratch)
     argv = [
@@ -191,6 +191,9 @@ def _summarise(target: str, minutes: float, log: str, returncode: int) -> dict:
 def run_all(targets, minutes: float, timeout: int, rss_limit_mb: int) -> list[dict]:
     rows = []
     for target in targets:
+        # Seeds are built here, not in the fuzzing process: building them imports visage_hf before atheris
+        # could instrument it.
+        write_seeds(target, ROOT / "fuzz" / "corpus" / target)
         command = [sys.executable, __file__, "--target", target, "--minutes", str(minutes), "--child"]
         command += ["--timeout", str(timeout), "--rss-limit-mb", str(rss_limit_mb)]
         result = subprocess.run(
