@@ -30,8 +30,6 @@ def default_model() -> str:
 # The guidance modes of `visage_hf.models.configuration_visage.GUIDANCE_MODES`, written out so `--help` does not
 # import transformers; tests check that the two agree.
 GUIDANCE_CHOICES = ("joint", "dual", "visual", "direction", "none")
-# The files `visage generate` writes into its output folder (refused when already there, unless --overwrite).
-OUTPUT_NAMES = ("foa_ambix.wav", "binaural.wav", "spatial.mp4", "energy_map.png")
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -78,7 +76,7 @@ def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
         "--direction-guidance-scale",
         type=float,
         default=None,
-        help="the direction term's scale; only with --guidance dual (default: the model's, 2.5)",
+        help="the direction term's scale, with --guidance dual or direction (default: the model's, 2.5)",
     )
     parser.add_argument(
         "--top-k",
@@ -117,10 +115,14 @@ def check_sampling_arguments(args: argparse.Namespace) -> None:
         if given:
             options = " and ".join("--" + name.replace("_", "-") for name in given)
             raise CommandError(f"{options}: no guidance scale applies with --guidance none")
-    if args.direction_guidance_scale is not None and args.guidance not in (None, "dual"):
+    if args.direction_guidance_scale is not None and args.guidance in ("joint", "visual"):
         raise CommandError(
-            f"--direction-guidance-scale applies only to --guidance dual (got --guidance {args.guidance}); "
-            "use --guidance-scale"
+            f"--direction-guidance-scale applies only to --guidance dual or direction (got --guidance "
+            f"{args.guidance}); use --guidance-scale"
+        )
+    if args.guidance_scale is not None and args.guidance == "direction":
+        raise CommandError(
+            "--guidance-scale does not apply to --guidance direction, whose scale is --direction-guidance-scale"
         )
     if args.greedy:
         given = [name for name in ("top_k", "temperature") if getattr(args, name) is not None]
@@ -199,9 +201,12 @@ def load_pipeline(
 
 
 def _check_output_folder(output: Path, overwrite: bool) -> None:
+    """The files `generate` writes are refused when already there, unless --overwrite."""
+    from ..pipelines.export import OUTPUT_FILES
+
     if output.exists() and not output.is_dir():
         raise CommandError(f"expected an output folder, got an existing file: {output}")
-    existing = [name for name in OUTPUT_NAMES if (output / name).exists()]
+    existing = [name for name in OUTPUT_FILES.values() if (output / name).exists()]
     if existing and not overwrite:
         raise CommandError(
             f"{output} already holds {', '.join(existing)} from an earlier run: pass --overwrite to replace "
