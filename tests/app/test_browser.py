@@ -46,6 +46,9 @@ MEASURE_JS = """const done = arguments[arguments.length - 1];
 window.visageLookAround.measure(arguments[0], arguments[1]).then(done, (e) => done(String(e)));"""
 RENDER_JS = """const done = arguments[arguments.length - 1];
 window.visageLookAround.render(arguments[0], arguments[1], arguments[2]).then(done, (e) => done(String(e)));"""
+SEEK_JS = """const bar = document.querySelector('#lookaround-file .la-seek');
+bar.value = String(arguments[0]); bar.dispatchEvent(new Event('input'));"""
+TOASTS_JS = "return [...document.querySelectorAll('[data-testid=toast-text]')].map((e) => e.textContent)"
 STATE_JS = "return window.visageLookAround ? window.visageLookAround.state() : null"
 
 
@@ -323,6 +326,11 @@ def test_drag_and_sliders_turn_the_head_and_playback_keeps_the_video_in_step(app
     time.sleep(0.3)
     state = browser.execute_script(STATE_JS)
     assert state["playing"] and abs(state["videoTime"] - state["position"]) < 0.1
+    # Seeking while playing moves both clocks.
+    browser.execute_script(SEEK_JS, 0.5)
+    state = browser.execute_script(STATE_JS)
+    assert state["playing"] and state["position"] == pytest.approx(0.5, abs=0.1)
+    assert abs(state["videoTime"] - state["position"]) < 0.1
     browser.find_element(By.CSS_SELECTOR, "#lookaround-file .la-play").click()
     paused = browser.execute_script(STATE_JS)
     assert not paused["playing"] and abs(paused["videoTime"] - paused["position"]) < 0.05
@@ -336,15 +344,12 @@ def test_bad_files_give_a_readable_message_and_the_page_keeps_working(app_url, b
         "stereo.wav": "stereo.wav has 2 channels",
         "text.wav": "text.wav could not be read as audio",
         "empty.wav": "empty.wav is empty",
-        "nan.wav": "nan.wav contains NaN",
+        "nan.wav": "nan.wav cannot be played: 1 NaN/infinite sample",
     }
     for name, message in messages.items():
         _upload_and_listen(browser, foa_files[1][name])
         _wait(browser, 30).until(
-            lambda driver, message=message: any(
-                message in toast.text
-                for toast in driver.find_elements(By.CSS_SELECTOR, "[data-testid=toast-text]")
-            )
+            lambda driver, message=message: any(message in text for text in driver.execute_script(TOASTS_JS))
         )
     assert not browser.find_elements(By.XPATH, "//*[contains(text(), 'Traceback')]")
     _listen(browser, foa_files[1]["left.wav"])
