@@ -45,7 +45,8 @@ from dataset_scripts.yt_ambigen import YtAmbigen, decode_foa, decode_video  # no
 from visage_hf.audio.codec import FOACodec  # noqa: E402
 from visage_hf.audio.foa import ambix_to_fuma, direction_from_energy_map, encode, energy_map, rotate  # noqa: E402
 from visage_hf.audio.io import read_audio, write_audio  # noqa: E402
-from visage_hf.data.features import FeatureDataset, VisageCollator, load_feature_dataset  # noqa: E402
+from visage_hf.data.collator import FeatureDataset, VisageCollator  # noqa: E402
+from visage_hf.data.schema import load_feature_dataset  # noqa: E402
 from visage_hf.data.synthetic import equirect_scene, moving_object_video  # noqa: E402
 from visage_hf.directions import angular_distance, direction_to_indices, indices_to_direction  # noqa: E402
 from visage_hf.models.configuration_visage import VisageConfig  # noqa: E402

@@ -196,7 +196,7 @@ def test_each_clip_in_a_batch_equals_that_clip_generated_alone(single_run, featu
 
 
 def test_feature_dataset_parquet_gives_the_same_audio(tmp_path, features_dir, single_run, model_dir, pipe):
-    from visage_hf.data.features import feature_schema
+    from visage_hf.data.schema import feature_schema
 
     rows = {"clip_id": [], "clip_features": [], "energy_map": [], "codes": [], "elevation_index": [], "azimuth_index": []}  # fmt: skip
     for clip, _, elevation_index, azimuth_index in CLIPS[:3]:

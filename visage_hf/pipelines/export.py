@@ -14,8 +14,6 @@ the viewer's head. ``foa_ambix.wav`` is always the world frame, exactly as gener
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +22,7 @@ import numpy as np
 from ..audio.binaural import render_binaural
 from ..audio.foa import energy_map, rotate
 from ..audio.io import resample, write_audio
+from ..utils.files import staged_files
 from ..video.io import write_mp4
 from ..video.plotting import plot_energy_map
 
@@ -108,9 +107,7 @@ def export_generation(
         wav_foa = np.pad(wav_foa, ((0, 0), (0, target - wav_foa.shape[-1])))
     viewer_foa = viewer_aligned(wav_foa, azimuth, elevation)
 
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.partial-", dir=output_dir.parent))
-    try:
+    with staged_files(output_dir) as staging:  # every file appears complete, or none does
         written = {
             "foa": write_audio(staging / OUTPUT_FILES["foa"], wav_foa, rate),
             "binaural": write_audio(
@@ -128,12 +125,7 @@ def export_generation(
                 video_start=float(video_start),
                 spherical=equirect,
             )
-        output_dir.mkdir(parents=True, exist_ok=True)
-        final = {name: output_dir / path.name for name, path in written.items()}
-        for name, path in written.items():
-            os.replace(path, final[name])
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    final = {name: output_dir / path.name for name, path in written.items()}
     return ExportedFiles(
         foa=final["foa"],
         binaural=final["binaural"],

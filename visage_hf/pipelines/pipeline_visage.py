@@ -39,14 +39,15 @@ import torch
 from diffusers import DiffusionPipeline
 from diffusers.utils import BaseOutput
 from tqdm.auto import tqdm
-from transformers import CLIPVisionModelWithProjection, DacModel, LogitsProcessor, LogitsProcessorList
+from transformers import CLIPVisionModelWithProjection, DacModel
 
 from ..audio.codec import DAC_44KHZ_REPO, FOACodec
 from ..directions import check_elevation, wrap_azimuth
 from ..models.feature_extraction_visage import DEFAULT_CLIP_REPO, VisageFeatureExtractor
-from ..models.generation import build_code_canvas, prompt_steps, repeat_last_frame
+from ..models.generation import build_code_canvas, prompt_steps
 from ..models.modeling_visage import VisageForFOA
 from ..video.clip import load_video_clip
+from .window_codes import generate_window_codes, uses_original_frame_count
 from .windowing import Window, WindowPlan, contribution_spans, plan_windows, stitch_windows
 
 __all__ = ["DEFAULT_MODEL_REPO", "VisagePipeline", "VisagePipelineOutput"]
@@ -79,17 +80,6 @@ class VisagePipelineOutput(BaseOutput):
     windows: tuple[Window, ...]
     frames: np.ndarray
     equirect: bool
-
-
-class _StepCounter(LogitsProcessor):
-    """Advances the pipeline's progress bar once per decoder step (generate has no step callback)."""
-
-    def __init__(self, bar):
-        self.bar = bar
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        self.bar.update(1)
-        return scores
 
 
 class VisagePipeline(DiffusionPipeline):
@@ -202,7 +192,7 @@ class VisagePipeline(DiffusionPipeline):
         1 s, at most a quarter of the model's window). In ``mode="original"`` a clip that fits one window is
         one call with the original's own frame count and end padding (see `generate_codes`)."""
         config = self.foa_model.config
-        mode = config._mode(mode)
+        mode = config.resolve_mode(mode)
         if overlap is None:
             overlap = min(DEFAULT_OVERLAP_SECONDS, config.max_duration / 4)
         if not (math.isfinite(overlap) and overlap > 0):
@@ -308,16 +298,10 @@ class VisagePipeline(DiffusionPipeline):
             progress: progress bars (decoder steps, decoding); ``set_progress_bar_config`` also applies.
             return_dict: False returns ``(audio, sample_rate, codes)``.
         """
-        for name in ("image_encoder", "image_processor", "foa_model", "codec"):
-            if getattr(self, name, None) is None:
-                raise ValueError(f"this pipeline has no {name}; load one with from_pretrained({name}=...)")
+        self._check_call(num_samples, crossfade)
         azimuth, elevation = float(wrap_azimuth(azimuth)), float(check_elevation(elevation))
-        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
-            raise ValueError(f"num_samples: expected an integer >= 1, got {num_samples!r}")
-        if not (math.isfinite(crossfade) and crossfade >= 0):
-            raise ValueError(f"crossfade: expected seconds >= 0, got {crossfade!r}")
         config = self.foa_model.config
-        mode = config._mode(mode)
+        mode = config.resolve_mode(mode)
         if seed is not None and generator is not None:
             raise ValueError("pass either generator or seed, not both")
         frames, plan, equirect = self.load_frames(
@@ -342,6 +326,15 @@ class VisagePipeline(DiffusionPipeline):
             return audio, self.sample_rate, codes
         return VisagePipelineOutput(audio, self.sample_rate, codes, plan.windows, frames, equirect)
 
+    def _check_call(self, num_samples: int, crossfade: float) -> None:
+        for name in ("image_encoder", "image_processor", "foa_model", "codec"):
+            if getattr(self, name, None) is None:
+                raise ValueError(f"this pipeline has no {name}; load one with from_pretrained({name}=...)")
+        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
+            raise ValueError(f"num_samples: expected an integer >= 1, got {num_samples!r}")
+        if not (math.isfinite(crossfade) and crossfade >= 0):
+            raise ValueError(f"crossfade: expected seconds >= 0, got {crossfade!r}")
+
     def generate_codes(
         self,
         frames: np.ndarray,
@@ -356,45 +349,24 @@ class VisagePipeline(DiffusionPipeline):
         window by window; window ``k > 0`` gets the codes already written in its prefix span as
         ``prefix_codes``. ``generate_kwargs`` go to :meth:`VisageForFOA.generate`."""
         model, config = self.foa_model, self.foa_model.config
-        mode = config._mode(generate_kwargs.get("mode"))
-        extractor = VisageFeatureExtractor(
-            self.image_encoder, self.image_processor, mode="original" if mode == "original" else "default"
-        )
-        codes = torch.zeros(
-            (num_samples, config.num_channels, config.num_codebooks, plan.num_code_frames), dtype=torch.long
-        )
-        single_original = (
-            mode == "original" and len(plan) == 1 and plan[0].num_video_frames <= config.max_source_positions
-        )
-        bar = self._progress(
-            progress, total=self._count_steps(plan, original_count=single_original), desc="generating codes"
-        )
+        mode = config.resolve_mode(generate_kwargs.pop("mode", None))
+        extractor = VisageFeatureExtractor(self.image_encoder, self.image_processor, mode=mode)
+
+        def window_conditions(window: Window) -> dict[str, torch.Tensor]:
+            inputs = extractor(frames[window.video_start : window.video_stop], azimuth, elevation)
+            return {
+                name: tensor.to(model.device).repeat_interleave(num_samples, dim=0)
+                for name, tensor in inputs.items()
+            }
+
+        own_count = uses_original_frame_count(config, plan, mode)
+        bar = self._progress(progress, total=self._count_steps(plan, own_count), desc="generating codes")
         try:
-            for index, window in enumerate(plan):
-                bar.set_description(f"window {index + 1}/{len(plan)}")
-                inputs = extractor(frames[window.video_start : window.video_stop], azimuth, elevation)
-                inputs = {
-                    name: tensor.to(model.device).repeat_interleave(num_samples, dim=0)
-                    for name, tensor in inputs.items()
-                }
-                prefix = None
-                if window.prefix_frames:
-                    prefix = codes[..., window.code_start : window.code_start + window.prefix_frames]
-                window_codes = model.generate(
-                    **inputs,
-                    prefix_codes=None if prefix is None else prefix.to(model.device),
-                    num_frames=None if single_original else window.num_code_frames,
-                    logits_processor=LogitsProcessorList([_StepCounter(bar)]),
-                    **generate_kwargs,
-                )
-                if window_codes.shape[-1] < window.num_code_frames:  # original mode's own count fell short
-                    window_codes = repeat_last_frame(window_codes, window.num_code_frames)
-                codes[..., window.code_start : window.code_stop] = window_codes[
-                    ..., : window.num_code_frames
-                ].cpu()
+            return generate_window_codes(
+                model, plan, window_conditions, num_samples, mode, bar=bar, **generate_kwargs
+            )
         finally:
             bar.close()
-        return codes
 
     def _progress(self, enabled: bool, iterable=None, total: int | None = None, desc: str | None = None):
         """A tqdm bar like ``self.progress_bar`` (honours ``set_progress_bar_config``), silent when not

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import os
-import uuid
 import warnings
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -28,6 +27,7 @@ import av
 import numpy as np
 
 from ..audio.io import check_foa, check_sample_rate, resample
+from ..utils.files import temporary_sibling as _temporary_path
 from .equirect import (
     direction_to_yaw_pitch,
     equirect_to_fov,
@@ -384,14 +384,6 @@ def audio_track_info(path: str | os.PathLike) -> dict | None:
 
 
 # ============================================================================================ writing
-
-
-def _temporary_path(path: Path, suffix: str) -> Path:
-    """A fresh hidden sibling of ``path`` (created empty, umask permissions, unlike ``tempfile.mkstemp``)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}{suffix}")
-    temporary.touch(exist_ok=False)
-    return temporary
 
 
 def _frame_rate(fps) -> Fraction:
