@@ -19,6 +19,7 @@ from ..evaluation.runner import (
     parse_metrics,
 )
 from ..models.modes import MODES
+from .batch import DIRECTIONS_FORMATS
 
 __all__ = [
     "METRIC_CHOICES",
@@ -57,7 +58,8 @@ def _add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--directions",
         type=Path,
-        help="clip -> camera direction: YT-Ambigen ambi.json, or JSON/CSV in degrees",
+        help=DIRECTIONS_FORMATS
+        + "; needed for the decoded-mono scores (FAD_dec, KLD_dec) of --metrics semantic",
     )
     parser.add_argument(
         "--mode", choices=MODES, default="corrected", help="'original' reproduces the paper's numbers"

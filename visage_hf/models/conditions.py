@@ -15,7 +15,7 @@ def check_conditions(
     dtype: torch.dtype,
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """Checked conditions in ``dtype``: ``clip_features`` ``(batch, frames, clip_dim)``, and for the FOA variant
-    ``energy_map`` ``(batch, frames, energy_map_dim)`` and ``direction`` ``(batch, direction_dim)`` (mono: None, None).
+    ``energy_map`` ``(batch, frames, energy_map_dim)`` and ``direction`` ``(batch, direction_dim)`` or per frame ``(batch, frames, direction_dim)`` (mono: None, None).
 
     Raises:
         ValueError: a missing, superfluous or misshapen condition, or more frames than the encoder has positions.
@@ -45,9 +45,13 @@ def check_conditions(
             f"energy_map must be (batch, frames, {config.energy_map_dim}) = {(batch, frames, config.energy_map_dim)}, "
             f"got {tuple(energy_map.shape)}"
         )
-    if tuple(direction.shape) != (batch, config.direction_dim):
+    if tuple(direction.shape) not in (
+        (batch, config.direction_dim),
+        (batch, frames, config.direction_dim),
+    ):
         raise ValueError(
-            f"direction must be (batch, {config.direction_dim}) = {(batch, config.direction_dim)}, "
+            f"direction must be (batch, {config.direction_dim}) = {(batch, config.direction_dim)} or, for a "
+            f"moving camera, (batch, frames, {config.direction_dim}) = {(batch, frames, config.direction_dim)}; "
             f"got {tuple(direction.shape)}"
         )
     return clip_features.to(dtype), energy_map.to(dtype), direction.to(dtype)
@@ -77,7 +81,9 @@ def replace_with_nulls(
         if energy_map is not None:
             energy_map = torch.where(flags, null_energy.to(energy_map.dtype), energy_map)
     if null_direction is not None and direction is not None:
-        flags = null_direction.to(device=direction.device, dtype=torch.bool).view(-1, 1)
+        flags = null_direction.to(device=direction.device, dtype=torch.bool).view(
+            -1, *[1] * (direction.ndim - 1)
+        )
         direction = torch.where(flags, null_dir.to(direction.dtype), direction)
     return clip_features, energy_map, direction
 

@@ -222,7 +222,8 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
         Args:
             clip_features: ``(batch, frames, clip_dim)`` CLIP frame features (4 fps).
             energy_map: ``(batch, frames, energy_map_dim)`` patchwise energy map (FOA variant).
-            direction: ``(batch, direction_dim)`` camera direction vector (FOA variant).
+            direction: ``(batch, direction_dim)`` camera direction vector (FOA variant), or ``(batch, frames,
+                direction_dim)`` for a camera that moves (one vector per video frame).
             null_visual, null_direction: ``(batch,)`` bool masks replacing that sample's visual (CLIP + energy)
                 or direction condition by the learned nulls — how a training collator applies guidance dropout.
             decoder_input_ids: ``(batch, rows, streams)`` pattern rows; row 0 is a placeholder replaced by the
@@ -422,7 +423,8 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
 
         Args:
             clip_features: ``(batch, frames, clip_dim)`` CLIP features at ``video_fps`` (<= max_source_positions).
-            energy_map: ``(batch, frames, energy_map_dim)``; direction: ``(batch, direction_dim)`` (FOA only).
+            energy_map: ``(batch, frames, energy_map_dim)``; direction: ``(batch, direction_dim)`` or per frame
+                ``(batch, frames, direction_dim)`` (FOA only).
             guidance: ``"joint"`` (released ViSAGe: CLIP, energy and direction nulled together), ``"dual"``
                 (separate visual and directional terms), ``"visual"``, ``"direction"`` or ``"none"``.
             guidance_scale: s of ``l_c + s·(l_c − l_u)`` (visual / joint term; original 2.5; 0 = conditional).
@@ -496,8 +498,8 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
     @contextmanager
     def _packed_decoding_weights(self, schedule: list[list[int]]) -> Iterator[None]:
         """On CPU (fp32 / bf16), the generation steps of ``schedule`` (live streams per step) read the
-        decoder's step weights and the live heads through `PackedLinear` copies (2-3x faster few-row products
-        there; see `PackedLinear`), held for the call only. Heads are stacked per list of live streams that
+        decoder's step weights and the live heads through `PackedLinear` copies (faster few-row products
+        there; see `PackedLinear` and benchmarks/generate.py), held for the call only. Heads are stacked per list of live streams that
         recurs (the pattern alternates between a few); a list used once keeps the plain per-head products."""
         if len(schedule) < 2 or not PackedLinear.supports(self.heads[0].weight):
             yield

@@ -66,7 +66,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..models.generation import CodeSamplingLogitsProcessor, resolve_sampling
+from ..models.generation import CodeSamplingLogitsProcessor, resolve_sampling, settings_in_effect
 from ..utils.files import atomic_output_path, atomic_write_json, is_temporary
 from .batch_inputs import ClipConditions, ClipSource, VideoRequest, open_source, read_clip_list
 from .window_codes import generate_window_codes
@@ -313,7 +313,8 @@ def _check_run_config(output_dir: Path, record: dict, overwrite: bool) -> None:
             )
         return
     try:
-        saved = json.loads(path.read_text())["settings"]
+        data = json.loads(path.read_text())
+        saved = data.get("requested", data["settings"])
     except (json.JSONDecodeError, KeyError, TypeError) as error:
         raise ValueError(f"{path} is not a generate-batch run config ({error}); pass --overwrite") from None
     changed = [
@@ -404,9 +405,12 @@ def run_batch_generation(
     pipe = _pipeline(load_pipeline, state.device) if shard else None
     # From here on files appear: every process must have listed the folder before any of them writes.
     state.wait_for_everyone()
-    if state.is_main_process:
+    if state.is_main_process and (pipe is not None or not (output_dir / CONFIG_FILE).is_file()):
+        # "settings": the values used (None resolved on the loaded model); "requested": what resuming compares.
+        used = record if pipe is None else {**record, **_settings_in_effect(pipe.foa_model, settings)}
         device = state.device if pipe is None else pipe.foa_model.device
-        _write_run_config(output_dir, record, state.num_processes, batch_size, device)
+        _write_run_config(output_dir, used, record, state.num_processes, batch_size, device)
+
     report = BatchReport(skipped=sorted(done))
     if shard:
         _generate_shard(pipe, settings, source, shard, output_dir, batch_size, report, state, progress)
@@ -430,8 +434,10 @@ def _select_clips(source: ClipSource, clip_ids: Sequence[str] | None) -> tuple[l
     return wanted, input_failures
 
 
-def _write_run_config(output_dir: Path, record: dict, num_processes: int, batch_size: int, device) -> None:
-    """``run_config.json``: the settings that decide the audio, and for information how the run was made."""
+def _write_run_config(
+    output_dir: Path, used: dict, requested: dict, num_processes: int, batch_size: int, device
+) -> None:
+    """``run_config.json``: the settings used and requested, and for information how the run was made."""
     from .. import __version__
 
     info = {
@@ -441,7 +447,13 @@ def _write_run_config(output_dir: Path, record: dict, num_processes: int, batch_
         "device": str(device),
         "torch": torch.__version__,
     }
-    atomic_write_json(output_dir / CONFIG_FILE, {"settings": record, "info": info})
+    atomic_write_json(output_dir / CONFIG_FILE, {"settings": used, "requested": requested, "info": info})
+
+
+def _settings_in_effect(model, settings: BatchSettings) -> dict:
+    names = ("guidance", "guidance_scale", "direction_guidance_scale", "do_sample", "top_k", "top_p")
+    chosen = {name: getattr(settings, name) for name in (*names, "temperature", "mode")}
+    return settings_in_effect(model.config, model.generation_config, **chosen)
 
 
 def _pipeline(load_pipeline, device) -> VisagePipeline:

@@ -8,8 +8,7 @@ Container. The pipeline is a diffusers `DiffusionPipeline` holding four componen
 (`CLIPVisionModelWithProjection`), ``image_processor`` (CLIP's, PIL backend), ``foa_model`` (`VisageForFOA`) and
 ``codec`` (transformers `DacModel`, used through `FOACodec`). That gives ``save_pretrained`` /
 ``from_pretrained`` (one sub-folder per component + ``model_index.json``), ``progress_bar``, ``components``,
-``to(device, dtype)`` and per-component ``dtype`` dicts. Two limits of diffusers apply
-(reference/integration-notes.md §A): the generic ``DiffusionPipeline.from_pretrained(folder)`` cannot load
+``to(device, dtype)`` and per-component ``dtype`` dicts. Two limits of diffusers apply: the generic ``DiffusionPipeline.from_pretrained(folder)`` cannot load
 it (it looks the class name up inside diffusers) — call ``VisagePipeline.from_pretrained``; and
 ``model_index.json`` names ``visage_hf.models.modeling_visage`` as the model's module, so that module must keep its
 name (and keep ``PreTrainedModel`` in its namespace) for saved pipelines to load.
@@ -28,6 +27,7 @@ default). The audio has exactly ``round(duration · 44100)`` samples.
 from __future__ import annotations
 
 import importlib
+import logging
 import math
 import os
 from dataclasses import dataclass
@@ -47,10 +47,13 @@ from ..models.feature_extraction_visage import DEFAULT_CLIP_REPO, VisageFeatureE
 from ..models.generation import build_code_canvas, prompt_steps
 from ..models.modeling_visage import VisageForFOA
 from ..video.clip import load_video_clip
+from .tiny import TINY_RANDOM_WARNING, tiny_random_components
 from .window_codes import generate_window_codes, uses_original_frame_count
 from .windowing import Window, WindowPlan, contribution_spans, plan_windows, stitch_windows
 
-__all__ = ["DEFAULT_MODEL_REPO", "VisagePipeline", "VisagePipelineOutput"]
+__all__ = ["DEFAULT_MODEL_REPO", "VisagePipeline", "VisagePipelineOutput", "build_tiny_random_pipeline"]
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL_REPO = "jaeyeonkim99/visage"
 # Video shared by neighbouring windows: each window continues from the previous one's last second of codes.
@@ -96,8 +99,13 @@ class VisagePipeline(DiffusionPipeline):
         image_processor: its image processor (``CLIPImageProcessorPil`` works without torchvision).
         foa_model: the FOA :class:`~visage_hf.models.modeling_visage.VisageForFOA`.
         codec: the transformers ``DacModel`` whose codes the model writes (44.1 kHz, hop 512, 9 codebooks).
+
+    Attributes:
+        half_precision_features: set True to compute CLIP and the energy map in float16 in original mode, as
+            the original did on its GPU (CUDA only: on a CPU generation stops with a one-line ``ValueError``).
     """
 
+    half_precision_features: bool = False
     model_cpu_offload_seq = "image_encoder->foa_model"
     # Decoding goes through DacModel.decode, not forward, so accelerate's offload hook would never fire for it.
     _exclude_from_cpu_offload: ClassVar[list[str]] = ["codec"]
@@ -113,7 +121,9 @@ class VisagePipeline(DiffusionPipeline):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> VisagePipeline:
         """Load a saved pipeline (a folder or Hub repo with ``model_index.json``), or a bare model checkpoint
-        (original ViSAGe or converted `VisageForFOA`) through :meth:`from_original`.
+        (original ViSAGe or converted `VisageForFOA`) through :meth:`from_original`. ``"tiny-random"`` builds
+        :func:`build_tiny_random_pipeline` (random weights, noise; keyword arguments
+        ``seed``, ``window_video_frames``, ``mode``).
 
         Keyword arguments go to ``DiffusionPipeline.from_pretrained`` (``dtype``, ``revision``, component
         overrides such as ``codec=...``) or to :meth:`from_original`.
@@ -122,6 +132,8 @@ class VisagePipeline(DiffusionPipeline):
             FileNotFoundError: a local path that does not exist.
         """
         source = os.fspath(pretrained_model_name_or_path)
+        if source == "tiny-random":  # the name `visage generate --model` takes: build it, no Hub
+            return build_tiny_random_pipeline(**kwargs)
         if _is_saved_pipeline(source, kwargs):
             # Pipelines saved by 0.1.0 name `visage_hf.modeling_visage`; diffusers loads components only from
             # modules already imported, so import the old path (an alias of models.modeling_visage) first.
@@ -193,28 +205,30 @@ class VisagePipeline(DiffusionPipeline):
         one call with the original's own frame count and end padding (see `generate_codes`)."""
         config = self.foa_model.config
         mode = config.resolve_mode(mode)
+        window = config.window_video_frames  # what both encoder and decoder hold
         if overlap is None:
-            overlap = min(DEFAULT_OVERLAP_SECONDS, config.max_duration / 4)
+            overlap = min(DEFAULT_OVERLAP_SECONDS, window / config.video_fps / 4)
         if not (math.isfinite(overlap) and overlap > 0):
             raise ValueError(f"overlap: expected seconds > 0, got {overlap!r}")
         overlap_frames = max(1, round(overlap * config.video_fps))
-        if overlap_frames >= config.max_source_positions:
+        if overlap_frames >= window:
             raise ValueError(
-                f"overlap: expected less than the model's window of {config.max_duration:g} s, got {overlap:g} s"
+                f"overlap: expected less than the model's window of {window / config.video_fps:g} s, "
+                f"got {overlap:g} s"
             )
         plan = plan_windows(
             num_samples,
             sample_rate=config.sample_rate,
             hop_length=config.hop_length,
             video_fps=config.video_fps,
-            window_video_frames=config.max_source_positions,
+            window_video_frames=window,
             max_window_frames=config.max_frames,
             overlap_video_frames=overlap_frames,
         )
-        if mode == "original" and plan.num_video_frames <= config.max_source_positions:
-            window = Window(0, plan.num_video_frames, 0, plan.num_code_frames, 0)
+        if mode == "original" and plan.num_video_frames <= window:
+            single = Window(0, plan.num_video_frames, 0, plan.num_code_frames, 0)
             plan = WindowPlan(
-                (window,), num_samples, plan.num_video_frames, plan.num_code_frames, plan.hop_length
+                (single,), num_samples, plan.num_video_frames, plan.num_code_frames, plan.hop_length
             )
         return plan
 
@@ -240,6 +254,7 @@ class VisagePipeline(DiffusionPipeline):
         clip = load_video_clip(
             video, azimuth, elevation, start, duration, fps=config.video_fps, equirect=equirect,
             short_side=_processor_short_side(self.image_processor),
+            sampling=getattr(config, "frame_sampling", "ffmpeg"), mode=config.resolve_mode(mode),
         )  # fmt: skip
         num_samples = round(clip.duration * self.sample_rate)
         if num_samples < 1:
@@ -350,7 +365,12 @@ class VisagePipeline(DiffusionPipeline):
         ``prefix_codes``. ``generate_kwargs`` go to :meth:`VisageForFOA.generate`."""
         model, config = self.foa_model, self.foa_model.config
         mode = config.resolve_mode(generate_kwargs.pop("mode", None))
-        extractor = VisageFeatureExtractor(self.image_encoder, self.image_processor, mode=mode)
+        extractor = VisageFeatureExtractor(
+            self.image_encoder,
+            self.image_processor,
+            mode=mode,
+            half_precision=mode == "original" and self.half_precision_features,
+        )
 
         def window_conditions(window: Window) -> dict[str, torch.Tensor]:
             inputs = extractor(frames[window.video_start : window.video_stop], azimuth, elevation)
@@ -414,6 +434,13 @@ class VisagePipeline(DiffusionPipeline):
             audio = codec.decode(codes[..., first:last]).float().cpu().numpy()
             pieces.append(audio[..., start - first * hop : stop - first * hop])
         return stitch_windows(pieces, plan, crossfade_samples)
+
+
+def build_tiny_random_pipeline(seed: int = 0, window_video_frames: int = 20, mode: str = "corrected"):
+    """A `VisagePipeline` of :func:`~visage_hf.pipelines.tiny.tiny_random_components` (logs
+    :data:`~visage_hf.pipelines.tiny.TINY_RANDOM_WARNING`)."""
+    logger.warning(TINY_RANDOM_WARNING)
+    return VisagePipeline(**tiny_random_components(seed, window_video_frames, mode))
 
 
 # ============================================================================================== helpers

@@ -543,7 +543,11 @@ def _cli() -> None:
         print(f"visage train: error: {error}", file=sys.stderr)
         sys.exit(2)
     train(run)
-    finish(run)
+    target = finish(run)
+    if main_process:
+        print(
+            f"visage train: model saved to {target} (VisageForFOA.from_pretrained, or visage generate --model)"
+        )
 
 
 if __name__ == "__main__":

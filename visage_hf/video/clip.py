@@ -85,6 +85,8 @@ def load_video_clip(
     fps: float = 4.0,
     equirect: bool | None = None,
     short_side: int | None = None,
+    sampling: str = "exact",
+    mode: str = "corrected",
 ) -> VideoClip:
     """Frames at ``fps`` over ``[start, start + duration)`` of a video file or of an array of frames.
 
@@ -96,6 +98,11 @@ def load_video_clip(
             metadata); arrays are taken as field-of-view frames unless True.
         short_side: scale larger field-of-view frames of a file to this short side while decoding (memory;
             arrays are used as given).
+        sampling: which source frames of a file stand for the ``fps`` frames: ``"exact"`` (the frame shown at
+            ``start + k / fps``) or ``"ffmpeg"`` (those FFmpeg's ``-ss start -r fps`` writes, as the original
+            training clips; :mod:`visage_hf.video.sampling`). Arrays are already at ``fps``.
+        mode: the 360° crop's projection (:func:`visage_hf.video.equirect.fov_crop`): ``"corrected"`` or the
+            original's ``"original"`` (what a model in original mode was trained on).
 
     Raises:
         FileNotFoundError / ValueError: no such file, unreadable file, no video stream, a ``start`` at or
@@ -104,7 +111,7 @@ def load_video_clip(
     _check_seconds(start, duration)
     if isinstance(video, (str, os.PathLike)):
         frames, duration, equirect, source = _frames_from_file(
-            Path(video), start, duration, fps, equirect, short_side
+            Path(video), start, duration, fps, equirect, short_side, sampling
         )
     else:
         frames, duration, equirect, source = (
@@ -122,7 +129,7 @@ def load_video_clip(
         frames = np.concatenate([frames, frames[-1:]])
     frames = frames[:needed]
     if equirect:
-        frames = fov_crop(frames, azimuth, elevation)
+        frames = fov_crop(frames, azimuth, elevation, mode=mode)
     return VideoClip(frames, float(start), float(duration), bool(equirect), source)
 
 
@@ -158,12 +165,12 @@ def probe_clip(
     return info, duration
 
 
-def _frames_from_file(path: Path, start, duration, fps, equirect, short_side):
+def _frames_from_file(path: Path, start, duration, fps, equirect, short_side, sampling):
     info, duration = probe_clip(path, start, duration, fps)
     if equirect is None:
         equirect = _looks_equirect(path, info.width, info.height)
     size = _read_size(info.width, info.height, short_side, equirect)
-    frames, _ = read_frames(path, fps=fps, start=start, duration=duration, size=size)
+    frames, _ = read_frames(path, fps=fps, start=start, duration=duration, size=size, sampling=sampling)
     if duration is None:  # a container that does not state its duration
         duration = len(frames) / fps
     return frames, float(duration), bool(equirect), path
