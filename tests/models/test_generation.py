@@ -215,6 +215,24 @@ def test_seeds_reproduce_and_differ(tiny_model, make_conditions):
     assert torch.equal(global_a, global_b)
 
 
+@pytest.mark.parametrize("mode", ["corrected", "original"])
+def test_one_generator_per_sequence_draws_what_each_sequence_draws_alone(tiny_model, make_conditions, mode):
+    """Batch generation's per-clip seeds: with a generator per row, row i is exactly the codes of clip i
+    generated alone with that seed, whatever the other rows are (both draw orders)."""
+    clip, energy, direction = make_conditions(tiny_model.config, batch=3, frames=2)
+    kwargs = {"do_sample": True, "num_frames": 5, "mode": mode}
+    seeds = [11, 12, 13]
+    batched = tiny_model.generate(
+        clip, energy, direction, generator=[torch.Generator().manual_seed(seed) for seed in seeds], **kwargs
+    )
+    for row, seed in enumerate(seeds):
+        alone = tiny_model.generate(clip[row : row + 1], energy[row : row + 1], direction[row : row + 1],
+                                    seed=seed, **kwargs)  # fmt: skip
+        assert torch.equal(batched[row : row + 1], alone)
+    with pytest.raises(ValueError, match="one generator per sequence"):
+        tiny_model.generate(clip, energy, direction, generator=[torch.Generator()], **kwargs)
+
+
 def test_top_k_one_is_greedy_and_temperature_is_applied(tiny_model, make_conditions):
     clip, energy, direction = make_conditions(tiny_model.config, batch=1, frames=1)
     greedy = tiny_model.generate(clip, energy, direction, do_sample=False, num_frames=4)

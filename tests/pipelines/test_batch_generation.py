@@ -144,7 +144,7 @@ def single_run(tmp_path_factory, features_dir, model_dir) -> Path:
     folder = tmp_path_factory.mktemp("single")
     clip_list = _write_clip_list(folder.parent / "single_clips.csv", [c[0] for c in CLIPS] + ["missing_0"])
     code = _generate_batch("--features", features_dir, "--clips", clip_list, "--model", model_dir, "--batch-size", 4, "-o", folder)  # fmt: skip
-    assert code == 0
+    assert code == 1  # missing_0 failed: the run went on, and its exit code says it is incomplete
     return folder
 
 
@@ -154,7 +154,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _launch_two_processes(*arguments) -> subprocess.CompletedProcess:
+def _launch_two_processes(*arguments, returncode: int = 0) -> subprocess.CompletedProcess:
     command = [
         sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
@@ -163,7 +163,7 @@ def _launch_two_processes(*arguments) -> subprocess.CompletedProcess:
     ]  # fmt: skip
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == returncode, result.stderr[-3000:]
     return result
 
 
@@ -196,7 +196,7 @@ def test_each_clip_in_a_batch_equals_that_clip_generated_alone(single_run, featu
 
 
 def test_feature_dataset_parquet_gives_the_same_audio(tmp_path, features_dir, single_run, model_dir, pipe):
-    from visage_hf.data.features import feature_schema
+    from visage_hf.data.schema import feature_schema
 
     rows = {"clip_id": [], "clip_features": [], "energy_map": [], "codes": [], "elevation_index": [], "azimuth_index": []}  # fmt: skip
     for clip, _, elevation_index, azimuth_index in CLIPS[:3]:
@@ -343,7 +343,7 @@ def test_two_processes_give_the_one_process_audio_and_resume_only_the_missing(tm
     clip_list = _write_clip_list(tmp_path / "clips.csv", [c[0] for c in CLIPS] + ["missing_0"], column="id")
     out = tmp_path / "out"
     arguments = ("--features", features_dir, "--clips", clip_list, "--model", model_dir, "--batch-size", 2, "-o", out)  # fmt: skip
-    result = _launch_two_processes(*arguments)
+    result = _launch_two_processes(*arguments, returncode=1)  # missing_0 fails
     # Each clip generated once (3 + 3 = 6 writes for 6 clips), the same audio as one process.
     assert "generated 6 clip(s) on 2 process(es) (3 + 3), 0 already done, 1 failed" in result.stdout
     outputs, expected = _outputs(out), _outputs(single_run)
@@ -357,7 +357,7 @@ def test_two_processes_give_the_one_process_audio_and_resume_only_the_missing(tm
         (out / f"{clip}.wav").unlink()
     kept = {path.name: path.stat().st_mtime_ns for path in out.glob("*.wav")}
     (out / f".{CLIPS[1][0]}.1234.deadbeef.tmp.wav").write_bytes(b"partial")
-    result = _launch_two_processes(*arguments)
+    result = _launch_two_processes(*arguments, returncode=1)  # missing_0 fails
     assert "generated 2 clip(s) on 2 process(es) (1 + 1), 4 already done, 1 failed" in result.stdout
     assert {path.name: path.stat().st_mtime_ns for path in out.glob("*.wav") if path.name in kept} == kept
     assert not list(out.glob(".*.tmp.wav")) and not (out / ".generate-batch").exists()

@@ -27,7 +27,8 @@ import numpy as np
 import pytest
 import torch
 
-from visage_hf.data.features import FeatureDataset, VisageCollator, load_feature_dataset
+from visage_hf.data.collator import FeatureDataset, VisageCollator
+from visage_hf.data.schema import load_feature_dataset
 from visage_hf.data.synthetic_task import spatial_codes, write_synthetic_dataset
 from visage_hf.directions import indices_to_direction
 from visage_hf.models.configuration_visage import VisageConfig

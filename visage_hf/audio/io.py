@@ -8,14 +8,12 @@ Validation raises ``ValueError`` naming what was expected and what came, so the 
 from __future__ import annotations
 
 import os
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from math import gcd
 from pathlib import Path
 
 import numpy as np
 
+from ..utils.files import atomic_output_path  # the package's one atomic-write family; public here since 0.1.0
 from ..utils.limits import check_audio_header, check_finite_samples, check_riff_sizes
 
 __all__ = [
@@ -102,24 +100,6 @@ def check_sample_rate(sample_rate, name: str = "sample_rate") -> int:
     if not valid:
         raise ValueError(f"{name}: expected a positive integer number of Hz, got {sample_rate!r}")
     return int(sample_rate)
-
-
-@contextmanager
-def atomic_output_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary sibling path to write to; on success it is moved onto ``path`` with ``os.replace``.
-
-    On any error the temporary file is removed and ``path`` is left untouched, so a crash never leaves a
-    half-written file. The temporary name keeps the extension (libraries infer the format from it) and the
-    file gets normal permissions (umask), unlike ``tempfile.mkstemp``.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
-    try:
-        yield temporary
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:

@@ -23,8 +23,6 @@ each frame at that frame's direction.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +32,7 @@ from ..audio.binaural import render_binaural
 from ..audio.foa import energy_map, rotate
 from ..audio.io import resample, write_audio
 from ..audio.viewer import to_viewer_frame
+from ..utils.files import staged_files
 from ..video.camera_path import CameraPath, resolve_camera_path
 from ..video.equirect import fov_to_equirect
 from ..video.io import probe
@@ -161,9 +160,7 @@ def export_generation(
         wav_foa = np.pad(wav_foa, ((0, 0), (0, target - wav_foa.shape[-1])))
     viewer_foa = viewer_aligned_along(wav_foa, rate, path, float(video_start))
 
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.partial-", dir=output_dir.parent))
-    try:
+    with staged_files(output_dir) as staging:  # every file appears complete, or none does
         written = {
             "foa": write_audio(staging / OUTPUT_FILES["foa"], wav_foa, rate),
             "binaural": write_audio(
@@ -180,12 +177,7 @@ def export_generation(
             written.update(
                 _write_videos(staging, foa, sample_rate, video, float(video_start), equirect, path)
             )
-        output_dir.mkdir(parents=True, exist_ok=True)
-        final = {name: output_dir / path.name for name, path in written.items()}
-        for name, path in written.items():
-            os.replace(path, final[name])
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    final = {name: output_dir / path.name for name, path in written.items()}
     return ExportedFiles(
         foa=final["foa"],
         binaural=final["binaural"],

@@ -27,6 +27,7 @@ default). The audio has exactly ``round(duration · 44100)`` samples.
 from __future__ import annotations
 
 import importlib
+import logging
 import math
 import os
 from dataclasses import dataclass
@@ -38,18 +39,22 @@ import torch
 from diffusers import DiffusionPipeline
 from diffusers.utils import BaseOutput
 from tqdm.auto import tqdm
-from transformers import CLIPVisionModelWithProjection, DacModel, LogitsProcessor, LogitsProcessorList
+from transformers import CLIPVisionModelWithProjection, DacModel
 
 from ..audio.codec import DAC_44KHZ_REPO, FOACodec
 from ..directions import direction_to_model_vector
 from ..models.feature_extraction_visage import DEFAULT_CLIP_REPO, VisageFeatureExtractor
-from ..models.generation import build_code_canvas, prompt_steps, repeat_last_frame
+from ..models.generation import build_code_canvas, prompt_steps
 from ..models.modeling_visage import VisageForFOA
 from ..video.camera_path import CameraPath, resolve_camera_path
 from ..video.clip import load_video_clip
+from .tiny import TINY_RANDOM_WARNING, tiny_random_components
+from .window_codes import generate_window_codes, uses_original_frame_count
 from .windowing import Window, WindowPlan, contribution_spans, plan_windows, stitch_windows
 
-__all__ = ["DEFAULT_MODEL_REPO", "VisagePipeline", "VisagePipelineOutput"]
+__all__ = ["DEFAULT_MODEL_REPO", "VisagePipeline", "VisagePipelineOutput", "build_tiny_random_pipeline"]
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL_REPO = "jaeyeonkim99/visage"
 # Video shared by neighbouring windows: each window continues from the previous one's last second of codes.
@@ -79,17 +84,6 @@ class VisagePipelineOutput(BaseOutput):
     windows: tuple[Window, ...]
     frames: np.ndarray
     equirect: bool
-
-
-class _StepCounter(LogitsProcessor):
-    """Advances the pipeline's progress bar once per decoder step (generate has no step callback)."""
-
-    def __init__(self, bar):
-        self.bar = bar
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        self.bar.update(1)
-        return scores
 
 
 class VisagePipeline(DiffusionPipeline):
@@ -129,7 +123,7 @@ class VisagePipeline(DiffusionPipeline):
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> VisagePipeline:
         """Load a saved pipeline (a folder or Hub repo with ``model_index.json``), or a bare model checkpoint
         (original ViSAGe or converted `VisageForFOA`) through :meth:`from_original`. ``"tiny-random"`` builds
-        :func:`~visage_hf.pipelines.tiny.build_tiny_random_pipeline` (random weights, noise; keyword arguments
+        :func:`build_tiny_random_pipeline` (random weights, noise; keyword arguments
         ``seed``, ``window_video_frames``, ``mode``).
 
         Keyword arguments go to ``DiffusionPipeline.from_pretrained`` (``dtype``, ``revision``, component
@@ -140,8 +134,6 @@ class VisagePipeline(DiffusionPipeline):
         """
         source = os.fspath(pretrained_model_name_or_path)
         if source == "tiny-random":  # the name `visage generate --model` takes: build it, no Hub
-            from .tiny import build_tiny_random_pipeline
-
             return build_tiny_random_pipeline(**kwargs)
         if _is_saved_pipeline(source, kwargs):
             # Pipelines saved by 0.1.0 name `visage_hf.modeling_visage`; diffusers loads components only from
@@ -213,7 +205,7 @@ class VisagePipeline(DiffusionPipeline):
         1 s, at most a quarter of the model's window). In ``mode="original"`` a clip that fits one window is
         one call with the original's own frame count and end padding (see `generate_codes`)."""
         config = self.foa_model.config
-        mode = config._mode(mode)
+        mode = config.resolve_mode(mode)
         window = config.window_video_frames  # what both encoder and decoder hold
         if overlap is None:
             overlap = min(DEFAULT_OVERLAP_SECONDS, window / config.video_fps / 4)
@@ -265,7 +257,8 @@ class VisagePipeline(DiffusionPipeline):
         clip = load_video_clip(
             video, azimuth, elevation, start, duration, fps=config.video_fps, equirect=equirect,
             short_side=_processor_short_side(self.image_processor),
-            sampling=getattr(config, "frame_sampling", "ffmpeg"), mode=config._mode(mode), camera_path=camera_path,
+            sampling=getattr(config, "frame_sampling", "ffmpeg"), mode=config.resolve_mode(mode),
+            camera_path=camera_path,
         )  # fmt: skip
         num_samples = round(clip.duration * self.sample_rate)
         if num_samples < 1:
@@ -329,16 +322,10 @@ class VisagePipeline(DiffusionPipeline):
             progress: progress bars (decoder steps, decoding); ``set_progress_bar_config`` also applies.
             return_dict: False returns ``(audio, sample_rate, codes)``.
         """
-        for name in ("image_encoder", "image_processor", "foa_model", "codec"):
-            if getattr(self, name, None) is None:
-                raise ValueError(f"this pipeline has no {name}; load one with from_pretrained({name}=...)")
+        self._check_call(num_samples, crossfade)
         path = resolve_camera_path(azimuth, elevation, camera_path)
-        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
-            raise ValueError(f"num_samples: expected an integer >= 1, got {num_samples!r}")
-        if not (math.isfinite(crossfade) and crossfade >= 0):
-            raise ValueError(f"crossfade: expected seconds >= 0, got {crossfade!r}")
         config = self.foa_model.config
-        mode = config._mode(mode)
+        mode = config.resolve_mode(mode)
         if seed is not None and generator is not None:
             raise ValueError("pass either generator or seed, not both")
         frames, plan, equirect = self.load_frames(
@@ -373,6 +360,15 @@ class VisagePipeline(DiffusionPipeline):
             return audio, self.sample_rate, codes
         return VisagePipelineOutput(audio, self.sample_rate, codes, plan.windows, frames, equirect)
 
+    def _check_call(self, num_samples: int, crossfade: float) -> None:
+        for name in ("image_encoder", "image_processor", "foa_model", "codec"):
+            if getattr(self, name, None) is None:
+                raise ValueError(f"this pipeline has no {name}; load one with from_pretrained({name}=...)")
+        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
+            raise ValueError(f"num_samples: expected an integer >= 1, got {num_samples!r}")
+        if not (math.isfinite(crossfade) and crossfade >= 0):
+            raise ValueError(f"crossfade: expected seconds >= 0, got {crossfade!r}")
+
     def generate_codes(
         self,
         frames: np.ndarray,
@@ -388,48 +384,29 @@ class VisagePipeline(DiffusionPipeline):
         ``prefix_codes``. ``azimuth``/``elevation``: degrees, scalars or one per video frame (a moving camera,
         see :func:`frame_directions`). ``generate_kwargs`` go to :meth:`VisageForFOA.generate`."""
         model, config = self.foa_model, self.foa_model.config
-        mode = config._mode(generate_kwargs.get("mode"))
+        mode = config.resolve_mode(generate_kwargs.pop("mode", None))
         extractor = VisageFeatureExtractor(
             self.image_encoder,
             self.image_processor,
-            mode="original" if mode == "original" else "default",
+            mode=mode,
             half_precision=mode == "original" and self.half_precision_features,
         )
-        codes = torch.zeros(
-            (num_samples, config.num_channels, config.num_codebooks, plan.num_code_frames), dtype=torch.long
-        )
-        single_original = (
-            mode == "original" and len(plan) == 1 and plan[0].num_video_frames <= config.max_source_positions
-        )
-        bar = self._progress(
-            progress, total=self._count_steps(plan, original_count=single_original), desc="generating codes"
-        )
+
+        def window_conditions(window: Window) -> dict[str, torch.Tensor]:
+            inputs = _window_inputs(extractor, frames, azimuth, elevation, window)
+            return {
+                name: tensor.to(model.device).repeat_interleave(num_samples, dim=0)
+                for name, tensor in inputs.items()
+            }
+
+        own_count = uses_original_frame_count(config, plan, mode)
+        bar = self._progress(progress, total=self._count_steps(plan, own_count), desc="generating codes")
         try:
-            for index, window in enumerate(plan):
-                bar.set_description(f"window {index + 1}/{len(plan)}")
-                inputs = _window_inputs(extractor, frames, azimuth, elevation, window)
-                inputs = {
-                    name: tensor.to(model.device).repeat_interleave(num_samples, dim=0)
-                    for name, tensor in inputs.items()
-                }
-                prefix = None
-                if window.prefix_frames:
-                    prefix = codes[..., window.code_start : window.code_start + window.prefix_frames]
-                window_codes = model.generate(
-                    **inputs,
-                    prefix_codes=None if prefix is None else prefix.to(model.device),
-                    num_frames=None if single_original else window.num_code_frames,
-                    logits_processor=LogitsProcessorList([_StepCounter(bar)]),
-                    **generate_kwargs,
-                )
-                if window_codes.shape[-1] < window.num_code_frames:  # original mode's own count fell short
-                    window_codes = repeat_last_frame(window_codes, window.num_code_frames)
-                codes[..., window.code_start : window.code_stop] = window_codes[
-                    ..., : window.num_code_frames
-                ].cpu()
+            return generate_window_codes(
+                model, plan, window_conditions, num_samples, mode, bar=bar, **generate_kwargs
+            )
         finally:
             bar.close()
-        return codes
 
     def _progress(self, enabled: bool, iterable=None, total: int | None = None, desc: str | None = None):
         """A tqdm bar like ``self.progress_bar`` (honours ``set_progress_bar_config``), silent when not
@@ -477,6 +454,13 @@ class VisagePipeline(DiffusionPipeline):
             audio = codec.decode(codes[..., first:last]).float().cpu().numpy()
             pieces.append(audio[..., start - first * hop : stop - first * hop])
         return stitch_windows(pieces, plan, crossfade_samples)
+
+
+def build_tiny_random_pipeline(seed: int = 0, window_video_frames: int = 20, mode: str = "corrected"):
+    """A `VisagePipeline` of :func:`~visage_hf.pipelines.tiny.tiny_random_components` (logs
+    :data:`~visage_hf.pipelines.tiny.TINY_RANDOM_WARNING`)."""
+    logger.warning(TINY_RANDOM_WARNING)
+    return VisagePipeline(**tiny_random_components(seed, window_video_frames, mode))
 
 
 # ============================================================================================== helpers
