@@ -74,11 +74,12 @@ GENERATE_OUTPUTS = ("summary", "binaural", "overlay", "foa_file", "mp4_file", "e
 LOAD_PLAYER_JS = "(foa, video, config) => {{ window.visageLookAround.load('{name}', foa, video, config); }}"
 
 
-def _one_line_failure(error: Exception) -> gr.Error:
-    """A Gradio error for the page: the reason for a refused input, else a short line (the log has the trace)."""
+def _one_line_failure(error: Exception, what: str) -> gr.Error:
+    """A Gradio error for the page: the reason for a refused input, else ``"<what> failed: <one line>"``
+    (the log has the trace)."""
     if isinstance(error, logic.DemoError):
         return gr.Error(str(error), print_exception=False)
-    return gr.Error(f"Failed: {' '.join(str(error).split()) or type(error).__name__}")
+    return gr.Error(f"{what} failed: {' '.join(str(error).split()) or type(error).__name__}")
 
 
 def _generation_handler(loader: logic.ModelLoader, limits: logic.DemoLimits, output_root: Path):
@@ -107,7 +108,7 @@ def _generation_handler(loader: logic.ModelLoader, limits: logic.DemoLimits, out
         except Exception as error:  # never a stack trace in the page; the log has it
             if not isinstance(error, logic.DemoError):
                 logger.exception("generation failed")
-            raise _one_line_failure(error) from None
+            raise _one_line_failure(error, "Generation") from None
         files = (result.binaural, result.overlay_video, result.foa, result.spatial_video, result.energy_map)
         return (result.summary, *map(str, files), result.seed, config)
 
@@ -124,7 +125,7 @@ def _listening_handler(limits: logic.DemoLimits, output_root: Path):
         except Exception as error:
             if not isinstance(error, logic.DemoError):
                 logger.exception("reading an ambisonics file failed")
-            raise _one_line_failure(error) from None
+            raise _one_line_failure(error, "Reading the file") from None
         return (
             result.summary,
             str(result.energy_map),

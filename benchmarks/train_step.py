@@ -79,7 +79,8 @@ def make_batch(config, batch_size: int):
     """A collated training batch of the synthetic task's 5 s clips (the real data path)."""
     import datasets
 
-    from visage_hf.data.features import FeatureDataset, VisageCollator, feature_schema
+    from visage_hf.data.collator import FeatureDataset, VisageCollator
+    from visage_hf.data.schema import feature_schema
     from visage_hf.data.synthetic_task import synthetic_examples
 
     rows = list(synthetic_examples(config, batch_size, seconds=5.0, rotation_yaws=(-90,)))
@@ -96,7 +97,7 @@ def measure(variant: str, size: str, batch_size: int, steps: int, device: str, q
     from visage_hf.models.configuration_visage import VisageConfig
     from visage_hf.models.modeling_visage import VisageForFOA
     from visage_hf.training.train import (
-        TrainingArguments,
+        VisageTrainingArguments,
         build_optimizer_and_scheduler,
         enable_activation_checkpointing,
         train_step,
@@ -108,7 +109,7 @@ def measure(variant: str, size: str, batch_size: int, steps: int, device: str, q
     model = VisageForFOA(config).train()
     if settings["checkpointing"]:
         enable_activation_checkpointing(model)
-    args = TrainingArguments(output_dir="unused", learning_rate=1e-4, lr_scheduler_type="constant")
+    args = VisageTrainingArguments(output_dir="unused", learning_rate=1e-4, lr_scheduler_type="constant")
     optimizer, scheduler = build_optimizer_and_scheduler(model, args, total_steps=steps + 1)
     accelerator = Accelerator(mixed_precision=settings["mixed_precision"], cpu=device == "cpu")
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)

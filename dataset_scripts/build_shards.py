@@ -9,7 +9,7 @@ Output (``--output DIR``)::
     DIR/media/...                          (local only: push_to_hub.py leaves it out unless asked)
 
 The folder loads offline with ``datasets.load_dataset(DIR, "features")`` (or any config name), and
-``visage_hf.data.features.load_feature_dataset(DIR, split, config_name="features")``. `datasets`' features (Array2D
+``visage_hf.data.schema.load_feature_dataset(DIR, split, config_name="features")``. `datasets`' features (Array2D
 shapes, int16 codes) travel in the Parquet schema. Each config is written to a staging folder and swapped in
 whole, so an interrupted build never leaves a mix of old and new shards; running it again rebuilds.
 

@@ -26,7 +26,6 @@ Example::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import sys
@@ -51,6 +50,7 @@ from dataset_scripts.jobs import (
     run_cli,
     scratch_directory,
 )
+from dataset_scripts.raw_files import find_raw_files, marker_path
 
 __all__ = [
     "DownloadOptions",
@@ -250,30 +250,6 @@ def with_retries(
                 raise
             sleep(backoff * 2**attempt)
     raise AssertionError("unreachable")
-
-
-# ------------------------------------------------------------------------------------------ raw layout
-def marker_path(raw_dir: Path, video_id: str) -> Path:
-    return Path(raw_dir) / f"{video_id}.json"
-
-
-def find_raw_files(raw_dir: str | os.PathLike, video_id: str) -> tuple[Path, Path] | None:
-    """``(video, audio)`` files of a downloaded video, or None if it is not (completely) downloaded.
-
-    Reads this script's marker ``<id>.json``; also accepts the original ``prepare_dataset.py`` layout
-    (``<id>.mp4`` + ``<id>.webm``) so existing downloads can be reused.
-    """
-    raw_dir = Path(raw_dir)
-    marker = marker_path(raw_dir, video_id)
-    if marker.is_file():
-        try:
-            record = json.loads(marker.read_text())
-            video, audio = raw_dir / record["video_file"], raw_dir / record["audio_file"]
-        except (ValueError, KeyError, TypeError):
-            return None
-        return (video, audio) if video.is_file() and audio.is_file() else None
-    video, audio = raw_dir / f"{video_id}.mp4", raw_dir / f"{video_id}.webm"
-    return (video, audio) if video.is_file() and audio.is_file() else None
 
 
 @dataclass

@@ -11,7 +11,7 @@ For every clip folder made by `prepare.py` this writes ``<output>/<clip id>.npz`
   (`visage_hf.audio.foa.rotate`); -90 is the original's augmentation (``Y' = -X, X' = Y``);
 * ``meta``: the clip's ids, split and camera direction (JSON), so the features stand without the media.
 
-That is the layout `visage_hf.data.features` reads (`build_shards.py` turns the files into Parquet shards).
+That is the layout `visage_hf.data.schema` reads (`build_shards.py` turns the files into Parquet shards).
 
 Batched (``--batch-size`` clips per CLIP/DAC call) and parallel over processes or GPUs with accelerate: each
 process takes its share of the clip ids (``Accelerator.split_between_processes``) and writes its own files::
@@ -53,7 +53,7 @@ from dataset_scripts.jobs import (
 from visage_hf.audio.codec import DAC_44KHZ_REPO, FOACodec
 from visage_hf.audio.foa import rotate
 from visage_hf.audio.io import read_audio, resample
-from visage_hf.data.features import ORIGINAL_ROTATION_YAW, rotated_codes_column
+from visage_hf.data.schema import ORIGINAL_ROTATION_YAW, rotated_codes_column
 from visage_hf.models.feature_extraction_visage import DEFAULT_CLIP_REPO, VisageFeatureExtractor
 from visage_hf.video.io import read_frames
 
@@ -315,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Write --rotation-yaws=-90 so the value is not read as an option.",
     )
     parser.add_argument("--batch-size", type=int, default=8, help="clips per CLIP/DAC call")
-    parser.add_argument("--features-mode", default="default", choices=("default", "original"))
+    parser.add_argument("--features-mode", default="corrected", choices=("corrected", "original", "default"))
     parser.add_argument(
         "--clip-dtype", default="float16", choices=("float16", "float32"), help="stored dtype"
     )

@@ -239,22 +239,51 @@ def prepare_clip(
     """
     audio = _fit_audio(job, audio, sample_rate)
     meta: dict = {"audio_channel_layout": layout}
-    curation = None
-    if job.kind == "mono":
-        sound = audio.mean(axis=0, keepdims=True)  # downmix: the mono stage models one channel (W)
-    else:
-        sound = _ambisonic(job, audio, options, layout)
-        meta["channel_order_check"] = channel_order_check(sound)
-        if options.curate:
-            curation = curate_clip(sound, sample_rate, options.thresholds)
-            meta["curation"] = curation.to_dict()
-            if not curation.keep:
-                raise ClipFiltered("; ".join(curation.reasons))
+    sound, curation = _clip_sound(job, audio, sample_rate, options, layout, meta)
     azimuth, elevation, direction_source = _direction(job, sound, curation)
+    frames, frame_layout, sound, seconds = _clip_frames(
+        job, options, video_info or probe(job.video_path), sound, sample_rate, azimuth, elevation
+    )
+    meta.update(_clip_record(job, options, sound, sample_rate, frames, seconds))
+    meta.update({"azimuth": azimuth, "elevation": elevation, "direction_source": direction_source})
+    if job.kind == "equirect":
+        meta.update({"projection_mode": options.mode, "fov": options.fov, "stereo_layout": frame_layout})
+    with staged_directory(output_dir / job.clip_id, overwrite=options.overwrite) as staging:
+        write_video(staging / VIDEO_FILE, frames, options.fps)
+        write_audio(
+            staging / AUDIO_FILES[job.num_channels], np.clip(sound, -1.0, 1.0), sample_rate, subtype="PCM_24"
+        )
+        atomic_write_json(staging / META_FILE, meta)  # written last: its presence marks a complete clip
+    return meta
 
-    info = video_info or probe(job.video_path)
+
+def _clip_sound(
+    job: ClipJob, audio: np.ndarray, sample_rate: int, options: PrepareOptions, layout, meta: dict
+):
+    """``(sound, curation or None)``: the mono downmix, or the checked (and curated) ambisonic sound; the
+    checks' results go into ``meta``.
+
+    Raises:
+        ClipFiltered: rejected by the curation filters.
+    """
+    if job.kind == "mono":
+        return audio.mean(axis=0, keepdims=True), None  # downmix: the mono stage models one channel (W)
+    sound = _ambisonic(job, audio, options, layout)
+    meta["channel_order_check"] = channel_order_check(sound)
+    curation = None
+    if options.curate:
+        curation = curate_clip(sound, sample_rate, options.thresholds)
+        meta["curation"] = curation.to_dict()
+        if not curation.keep:
+            raise ClipFiltered("; ".join(curation.reasons))
+    return sound, curation
+
+
+def _clip_frames(job: ClipJob, options: PrepareOptions, info, sound, sample_rate: int, azimuth, elevation):
+    """``(frames, frame layout, sound, seconds)``: the clip's frames at ``options.fps`` (a 360° video cropped to the field
+    of view at the direction); the sound is shortened when the video ends first and the job allows it."""
     size, frame_layout = _read_size(job, options, info.width, info.height)
-    seconds = audio.shape[1] / sample_rate
+    seconds = sound.shape[1] / sample_rate
     frames, _ = read_frames(
         job.video_path,
         fps=options.fps,
@@ -282,46 +311,37 @@ def prepare_clip(
         frames = fov_crop(
             frames, azimuth, elevation, fov=options.fov, size=options.fov_size, mode=options.mode
         )
+    return frames, frame_layout, sound, seconds
 
-    peak = float(np.max(np.abs(sound))) if sound.size else 0.0
-    meta.update(
-        {
-            "clip_id": job.clip_id,
-            "video_id": job.video_id,
-            "start_second": job.start,
-            "seconds": seconds,
-            "split": job.split,
-            "kind": job.kind,
-            "num_channels": job.num_channels,
-            "elevation_index": job.elevation_index,
-            "azimuth_index": job.azimuth_index,
-            "azimuth": azimuth,
-            "elevation": elevation,
-            "direction_source": direction_source,
-            "fps": options.fps,
-            "frame_sampling": options.frame_sampling,
-            "num_frames": len(frames),
-            "frame_size": [int(frames.shape[2]), int(frames.shape[1])],
-            "sample_rate": int(sample_rate),
-            "num_samples": int(sound.shape[1]),
-            "peak": peak,
-            "clipped_samples": int(np.sum(np.abs(sound) > 1.0)),
-            "video_file": VIDEO_FILE,
-            "audio_file": AUDIO_FILES[job.num_channels],
-            "source_video": job.video_path.name,
-            "source_audio": job.audio_path.name,
-            **job.extra,
-        }
-    )
-    if job.kind == "equirect":
-        meta.update({"projection_mode": options.mode, "fov": options.fov, "stereo_layout": frame_layout})
-    with staged_directory(output_dir / job.clip_id, overwrite=options.overwrite) as staging:
-        write_video(staging / VIDEO_FILE, frames, options.fps)
-        write_audio(
-            staging / AUDIO_FILES[job.num_channels], np.clip(sound, -1.0, 1.0), sample_rate, subtype="PCM_24"
-        )
-        atomic_write_json(staging / META_FILE, meta)  # written last: its presence marks a complete clip
-    return meta
+
+def _clip_record(
+    job: ClipJob, options: PrepareOptions, sound, sample_rate: int, frames, seconds: float
+) -> dict:
+    """The ``meta.json`` fields that describe the written clip and where it came from."""
+    return {
+        "clip_id": job.clip_id,
+        "video_id": job.video_id,
+        "start_second": job.start,
+        "seconds": seconds,
+        "split": job.split,
+        "kind": job.kind,
+        "num_channels": job.num_channels,
+        "elevation_index": job.elevation_index,
+        "azimuth_index": job.azimuth_index,
+        "fps": options.fps,
+        "frame_sampling": options.frame_sampling,
+        "num_frames": len(frames),
+        "frame_size": [int(frames.shape[2]), int(frames.shape[1])],
+        "sample_rate": int(sample_rate),
+        "num_samples": int(sound.shape[1]),
+        "peak": float(np.max(np.abs(sound))) if sound.size else 0.0,
+        "clipped_samples": int(np.sum(np.abs(sound) > 1.0)),
+        "video_file": VIDEO_FILE,
+        "audio_file": AUDIO_FILES[job.num_channels],
+        "source_video": job.video_path.name,
+        "source_audio": job.audio_path.name,
+        **job.extra,
+    }
 
 
 def prepare_source(jobs: Sequence[ClipJob], output_dir: str | Path, options: PrepareOptions) -> SourceResult:
@@ -432,7 +452,7 @@ def yt_ambigen_jobs(
     Returns:
         ``(jobs, clip ids not downloaded, clip ids without a direction)``.
     """
-    from dataset_scripts.download import find_raw_files
+    from dataset_scripts.raw_files import find_raw_files
 
     table = load_direction_table(directions)
     lists = read_split_lists(splits, split_lists_dir)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .clip_jobs import ClipJob, hash_split
+from .raw_files import find_raw_files
 
 __all__ = [
     "CLIP_SECONDS",
@@ -84,8 +85,6 @@ def vggsound_jobs(
     validation_fraction: float = VALIDATION_FRACTION,
 ) -> tuple[list[ClipJob], list[str]]:
     """Clip jobs for the downloaded videos; returns ``(jobs, clip ids whose video is not downloaded)``."""
-    from .download import find_raw_files
-
     jobs, missing = [], []
     for row in rows:
         clip_id = vggsound_clip_id(row.youtube_id, row.start_second)

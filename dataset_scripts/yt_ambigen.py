@@ -9,8 +9,8 @@ Three configs:
   from the front, elevation up);
 * ``media``: the clips built locally by `prepare.py`: ``video`` (MP4 bytes of the 4-fps field-of-view frames)
   and ``foa`` (FLAC bytes, 4 channels AmbiX W, Y, Z, X; mono sets have ``audio``) plus the ids and direction;
-* ``features``: what `visage_hf.data.features` trains on (`extract_features.py` output), exactly
-  ``visage_hf.data.features.feature_schema``: ``clip_id``, ``clip_features (T, 512)``, ``energy_map (T, 49)``,
+* ``features``: what `visage_hf.data.schema` trains on (`extract_features.py` output), exactly
+  ``visage_hf.data.schema.feature_schema``: ``clip_id``, ``clip_features (T, 512)``, ``energy_map (T, 49)``,
   ``codes (frames, 36)`` int16 time-major, the direction (indices, or the model's ``direction`` vector), and
   rotated codes ``codes_yaw-90``.
 
@@ -37,7 +37,7 @@ from pathlib import Path
 import datasets
 import numpy as np
 
-from visage_hf.data.features import feature_schema, rotated_codes_column, rotation_yaws_in
+from visage_hf.data.schema import feature_schema, rotated_codes_column, rotation_yaws_in
 from visage_hf.directions import direction_to_model_vector, indices_to_direction
 
 from .clip_jobs import META_FILE, prepared_clip_dirs

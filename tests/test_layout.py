@@ -545,18 +545,15 @@ def test_imports_run_downward():
     assert not wrong, "imports against the layer order:\n" + "\n".join(sorted(wrong))
 
 
-def test_no_import_circles():
-    graph = _graph()
-    modules = {
-        name: {t if t in graph else t.rsplit(".", 1)[0] for t in targets} for name, targets in graph.items()
-    }
+def _cycles(modules: dict[str, set[str]], skip=lambda module: False) -> list[str]:
+    """Every import circle found by a depth-first walk of ``modules`` (name -> imported names)."""
     state: dict[str, int] = {}
     cycles = []
 
     def visit(node: str, stack: list[str]) -> None:
         state[node] = 1
         for nxt in sorted(modules.get(node, ())):
-            if nxt == node or nxt in ENTRY_POINTS or (nxt.count(".") == 1 and nxt.endswith("__init__")):
+            if nxt == node or skip(nxt):
                 continue
             if state.get(nxt) == 1:
                 cycles.append(" -> ".join([*stack[stack.index(nxt) :], nxt]))
@@ -565,8 +562,20 @@ def test_no_import_circles():
         state[node] = 2
 
     for module in sorted(modules):
-        if module not in state and module not in ENTRY_POINTS:
+        if module not in state and not skip(module):
             visit(module, [module])
+    return cycles
+
+
+def test_no_import_circles():
+    graph = _graph()
+    modules = {
+        name: {t if t in graph else t.rsplit(".", 1)[0] for t in targets} for name, targets in graph.items()
+    }
+    cycles = _cycles(
+        modules,
+        skip=lambda name: name in ENTRY_POINTS or (name.count(".") == 1 and name.endswith("__init__")),
+    )
     assert not cycles, "import circles:\n" + "\n".join(cycles)
 
 
@@ -596,3 +605,40 @@ def test_auto_map_modules_import_only_siblings():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.level:
                 assert node.level == 1, f"{path.name}: {ast.unparse(node)}"
+
+
+def test_inference_imports_no_training_code():
+    """The inference side (pipelines/, and data/schema which it reads features through) never reaches the
+    training collator or training/ through its imports."""
+    graph = _graph()
+    todo = [name for name in graph if name.startswith("visage_hf.pipelines.")] + ["visage_hf.data.schema"]
+    reached: set[str] = set()
+    while todo:
+        module = todo.pop()
+        if module not in reached:
+            reached.add(module)
+            todo.extend(t if t in graph else t.rsplit(".", 1)[0] for t in graph.get(module, ()))
+    training = sorted(
+        m for m in reached if m.startswith("visage_hf.training") or m == "visage_hf.data.collator"
+    )
+    assert not training, f"inference reaches training code: {training}"
+
+
+def test_dataset_scripts_have_no_import_circles():
+    scripts = PACKAGE.parent / "dataset_scripts"
+    names = {path.stem for path in scripts.glob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for path in scripts.glob("*.py"):
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                module = node.module or ""
+                if node.level == 1:
+                    found.update([module.split(".")[0]] if module else [alias.name for alias in node.names])
+                elif module == "dataset_scripts":
+                    found.update(alias.name for alias in node.names)
+                elif module.startswith("dataset_scripts."):
+                    found.add(module.split(".")[1])
+        graph[path.stem] = (found & names) - {path.stem}
+    cycles = _cycles(graph)
+    assert not cycles, "import circles in dataset_scripts:\n" + "\n".join(cycles)

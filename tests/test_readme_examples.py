@@ -4,7 +4,7 @@ are run by bash, all in one scratch folder.
 **Stand-ins (the documented fixture).** Nothing may be downloaded in tests, so before a block runs:
 
 * the Hub id ``jaeyeonkim99/visage`` (the released model) is replaced by the folder of a tiny random pipeline
-  saved with ``VisagePipeline.save_pretrained`` (``visage_hf.build_tiny_random_pipeline()``);
+  saved with ``VisagePipeline.save_pretrained`` (``VisagePipeline.from_pretrained("tiny-random")``);
 * ``clip.mp4`` is a 5 s synthetic video (``visage_hf.data.synthetic.moving_object_video``) in the scratch folder.
 
 **Steps not run here, each for a stated reason** (:data:`NOT_RUN_HERE`): making a virtual environment and
@@ -71,12 +71,12 @@ def scratch(tmp_path_factory):
     """The folder the README's examples run in, with the stand-ins (see the module docstring)."""
     import torch
 
-    from visage_hf import build_tiny_random_pipeline
+    from visage_hf import VisagePipeline
     from visage_hf.data.synthetic import moving_object_video
 
     folder = tmp_path_factory.mktemp("readme")
     torch.manual_seed(0)
-    build_tiny_random_pipeline().save_pretrained(folder / "hub-stand-in")
+    VisagePipeline.from_pretrained("tiny-random").save_pretrained(folder / "hub-stand-in")
     moving_object_video(folder / "clip.mp4", seconds=5.0, fps=10, width=96, height=72)
     return folder
 

@@ -40,6 +40,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .models.modes import check_mode
+
 __all__ = [
     "NUM_AZIMUTH_INDICES",
     "NUM_ELEVATION_INDICES",
@@ -59,7 +61,6 @@ __all__ = [
 NUM_ELEVATION_INDICES = 90  # e in 0..89, θ = 89 − 2e
 NUM_AZIMUTH_INDICES = 180  # a in 0..179, φ = 2a − 179
 AUGMENT_AZIMUTH_SHIFT = 45  # the original's rotation augmentation: a' = a + 45 (+90° of camera yaw)
-_MODES = ("corrected", "original")
 
 
 def _as_output(value: np.ndarray, *inputs):
@@ -73,11 +74,6 @@ def _finite_degrees(value, name: str) -> np.ndarray:
     if not np.isfinite(array).all():
         raise ValueError(f"{name}: expected finite degrees, got {value!r}")
     return array
-
-
-def _check_mode(mode: str) -> None:
-    if mode not in _MODES:
-        raise ValueError(f"mode: expected one of {_MODES}, got {mode!r}")
 
 
 def wrap_azimuth(azimuth):
@@ -159,7 +155,7 @@ def indices_to_direction(elevation_index, azimuth_index, mode: str = "corrected"
     ``mode="original"`` gives the original evaluation scripts' mirrored ``2a − 179`` (see the module docstring).
     Elevation is ``89 − 2e`` in both modes.
     """
-    _check_mode(mode)
+    check_mode(mode)
     e, a = _check_indices(elevation_index, azimuth_index)
     azimuth = (179 - 2 * a) if mode == "corrected" else (2 * a - 179)
     elevation = 89 - 2 * e
@@ -171,7 +167,7 @@ def indices_to_direction(elevation_index, azimuth_index, mode: str = "corrected"
 def direction_to_indices(azimuth, elevation, mode: str = "corrected"):
     """Degrees -> the nearest YT-Ambigen ``(elevation_index, azimuth_index)`` (inverse of
     :func:`indices_to_direction` for the same ``mode``; the azimuth index is nearest around the circle)."""
-    _check_mode(mode)
+    check_mode(mode)
     azimuth = _finite_degrees(azimuth, "azimuth")
     elevation = np.asarray(check_elevation(elevation), dtype=np.float64)
     offset = (179.0 - azimuth) if mode == "corrected" else (azimuth + 179.0)

@@ -221,7 +221,7 @@ def test_listen_reads_the_spatial_mp4_that_generate_wrote(client, media):
         ("stereo", "stereo.wav has 2 channels; first-order ambisonics has 4"),
         ("text", "text.wav could not be read as audio"),
         ("empty", "empty.wav is empty (0 bytes)"),
-        ("nan", "nan.wav contains NaN or infinite samples"),
+        ("nan", "nan.wav cannot be played: 1 NaN/infinite sample"),
     ],
 )
 def test_listen_refuses_bad_files_with_a_readable_message(client, ambisonics_files, name, message):

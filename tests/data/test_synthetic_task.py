@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from visage_hf.data.features import FeatureDataset, load_feature_dataset, rotated_codes_column
+from visage_hf.data.collator import FeatureDataset
+from visage_hf.data.schema import load_feature_dataset, rotated_codes_column
 from visage_hf.data.synthetic_task import spatial_codes, synthetic_examples, write_synthetic_dataset
 from visage_hf.models.configuration_visage import VisageConfig
 

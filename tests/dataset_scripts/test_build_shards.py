@@ -11,7 +11,8 @@ from dataset_scripts import extract_features, media_io, push_to_hub
 from dataset_scripts.jobs import run_cli
 from dataset_scripts.yt_ambigen import decode_foa, decode_video
 from visage_hf.audio.io import read_audio
-from visage_hf.data.features import FeatureDataset, VisageCollator, load_feature_dataset
+from visage_hf.data.collator import FeatureDataset, VisageCollator
+from visage_hf.data.schema import load_feature_dataset
 from visage_hf.models.configuration_visage import VisageConfig
 
 from .helpers import CLIP_SECONDS, FOV_SIZE, SPLIT_CLIPS

@@ -15,7 +15,8 @@ from dataset_scripts import build_shards, download, extract_features, prepare
 from visage_hf.audio.codec import FOACodec
 from visage_hf.audio.foa import encode
 from visage_hf.audio.io import read_audio, write_audio
-from visage_hf.data.features import FeatureDataset, VisageCollator, load_feature_dataset
+from visage_hf.data.collator import FeatureDataset, VisageCollator
+from visage_hf.data.schema import load_feature_dataset
 from visage_hf.data.synthetic import equirect_scene, moving_object_video
 from visage_hf.directions import angular_distance
 from visage_hf.models.configuration_visage import VisageConfig

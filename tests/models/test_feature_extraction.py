@@ -303,6 +303,26 @@ def test_save_and_reload_without_warnings(clip_4x4, tmp_path):
         torch.testing.assert_close(first[key], second[key], rtol=0, atol=0)
 
 
+def test_corrected_mode_is_the_default_and_default_is_a_deprecated_synonym(clip_4x4, tmp_path):
+    """Issue 17 item 4: ``mode="corrected"`` works here as everywhere; the old name warns and means the same."""
+    frames = _random_frames((3, 64, 64, 3), seed=5)
+    corrected = VisageFeatureExtractor.from_pretrained(clip_4x4, mode="corrected")
+    assert VisageFeatureExtractor.from_pretrained(clip_4x4).mode == "corrected"
+    with pytest.warns(FutureWarning, match="corrected"):
+        old_name = VisageFeatureExtractor(corrected.image_encoder, corrected.image_processor, mode="default")
+    assert old_name.mode == "corrected"
+    expected, result = corrected(frames, 10.0, 0.0), old_name(frames, 10.0, 0.0)
+    for key in expected:
+        torch.testing.assert_close(result[key], expected[key], rtol=0, atol=0)
+    # A folder saved before the rename says "default": it loads as corrected, without warning the user.
+    corrected.save_pretrained(tmp_path / "saved")
+    config = tmp_path / "saved" / "visage_features_config.json"
+    config.write_text(config.read_text().replace('"corrected"', '"default"'))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert VisageFeatureExtractor.from_pretrained(tmp_path / "saved").mode == "corrected"
+
+
 def test_original_mode_rounds_features_through_float16(clip_4x4):
     """The original stored CLIP features and patch tokens as float16 (docs/original-implementation.md §9 B.16)."""
     frames = _random_frames((6, 64, 64, 3), seed=11)

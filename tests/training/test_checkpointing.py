@@ -11,7 +11,7 @@ from accelerate.state import AcceleratorState
 
 from visage_hf.models.configuration_visage import VisageConfig
 from visage_hf.models.modeling_visage import VisageForFOA
-from visage_hf.training.arguments import TrainingArguments
+from visage_hf.training.arguments import VisageTrainingArguments
 from visage_hf.training.checkpointing import (
     COMPLETE_MARKER,
     TrainerState,
@@ -55,7 +55,9 @@ def test_save_writes_complete_folders_and_keeps_the_last_ones(prepared, tmp_path
     assert names == ["checkpoint-4", "checkpoint-6"]
     latest = find_latest_checkpoint(tmp_path / "checkpoints")
     assert json.loads((latest / "trainer_state.json").read_text())["batches_in_epoch"] == 6
-    assert json.loads((latest / COMPLETE_MARKER).read_text()) == {"step": 6}
+    marker = json.loads((latest / COMPLETE_MARKER).read_text())
+    assert marker["step"] == 6
+    assert marker["files"]["model.safetensors"]["size"] == (latest / "model.safetensors").stat().st_size
     assert VisageConfig.from_json_file(latest / "config.json").d_model == 32
     assert (latest / "model.safetensors").is_file() and (latest / "optimizer.bin").is_file()
 
@@ -85,8 +87,8 @@ def test_checkpoint_of_another_architecture_is_rejected(tmp_path):
 
 def test_resume_needs_the_same_global_batch_and_seed(tmp_path):
     state = TrainerState(global_step=10, global_batch_size=64, gradient_accumulation_steps=1, seed=1115)
-    state.check_compatible(TrainingArguments(global_batch_size=64, seed=1115), tmp_path)
+    state.check_compatible(VisageTrainingArguments(global_batch_size=64, seed=1115), tmp_path)
     with pytest.raises(ValueError, match="global_batch_size=64, this run has 32"):
-        state.check_compatible(TrainingArguments(global_batch_size=32, seed=1115), tmp_path)
+        state.check_compatible(VisageTrainingArguments(global_batch_size=32, seed=1115), tmp_path)
     with pytest.raises(ValueError, match="seed=1115, this run has 1"):
-        state.check_compatible(TrainingArguments(global_batch_size=64, seed=1), tmp_path)
+        state.check_compatible(VisageTrainingArguments(global_batch_size=64, seed=1), tmp_path)

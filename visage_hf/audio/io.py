@@ -8,14 +8,12 @@ Validation raises ``ValueError`` naming what was expected and what came, so the 
 from __future__ import annotations
 
 import os
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from math import gcd
 from pathlib import Path
 
 import numpy as np
 
+from ..utils.files import atomic_output_path  # the package's one atomic-write family; public here since 0.1.0
 from ..utils.limits import check_audio_header, check_finite_samples, check_riff_sizes
 
 __all__ = [
@@ -104,24 +102,6 @@ def check_sample_rate(sample_rate, name: str = "sample_rate") -> int:
     return int(sample_rate)
 
 
-@contextmanager
-def atomic_output_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary sibling path to write to; on success it is moved onto ``path`` with ``os.replace``.
-
-    On any error the temporary file is removed and ``path`` is left untouched, so a crash never leaves a
-    half-written file. The temporary name keeps the extension (libraries infer the format from it) and the
-    file gets normal permissions (umask), unlike ``tempfile.mkstemp``.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
-    try:
-        yield temporary
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
 def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     """Read an audio file (anything libsndfile reads: WAV, FLAC, OGG/Opus, AIFF, ...).
 
@@ -159,7 +139,8 @@ def write_audio(path: str | os.PathLike, audio, sample_rate: int, subtype: str |
     so an interrupted write never leaves a truncated file at ``path``. The container follows the file
     extension. ``subtype="FLOAT"`` (default) keeps 32-bit float samples (no clipping) in containers that
     support it (WAV, AIFF, CAF, W64, RF64); other containers (FLAC, OGG) get libsndfile's default subtype.
-    Pass e.g. ``"PCM_16"`` to force a subtype.
+    Pass e.g. ``"PCM_16"`` to force a subtype. A ``.wav`` of more than two channels (FOA) is written as
+    ``WAVE_FORMAT_EXTENSIBLE``.
 
     Returns:
         the written path.
@@ -188,6 +169,9 @@ def write_audio(path: str | os.PathLike, audio, sample_rate: int, subtype: str |
         )
     if subtype == "FLOAT" and container not in _FLOAT_CONTAINERS:
         subtype = "OPUS" if extension == "OPUS" else None
+    if container == "WAV" and audio.shape[0] > 2:
+        # More than two channels need WAVE_FORMAT_EXTENSIBLE (Microsoft's rule; sox and others warn without it).
+        container = "WAVEX"
 
     with atomic_output_path(path) as temporary:
         sf.write(str(temporary), audio.T, sample_rate, subtype=subtype, format=container)

@@ -27,7 +27,8 @@ import numpy as np
 from ..audio.foa import rotate_direction
 from ..directions import NUM_AZIMUTH_INDICES, NUM_ELEVATION_INDICES, direction_to_vector, indices_to_direction
 from ..models.configuration_visage import VisageConfig
-from .features import (
+from ..utils.files import atomic_output_path
+from .schema import (
     AZIMUTH_INDEX,
     CLIP_FEATURES,
     CLIP_ID,
@@ -81,7 +82,7 @@ def synthetic_examples(
     seed: int = 0,
     clip_noise: float = 0.5,
 ):
-    """Rows of the synthetic task (dicts in the :func:`visage_hf.data.features.feature_schema` layout, with indices).
+    """Rows of the synthetic task (dicts in the :func:`visage_hf.data.schema.feature_schema` layout, with indices).
 
     Clips have ``seconds·fps`` CLIP frames and ``ceil(seconds·sample_rate / hop)`` codec frames (DAC's count).
     """
@@ -127,7 +128,7 @@ def write_synthetic_dataset(
 ) -> dict[str, list[str]]:
     """Write the task as Parquet shards ``path/<split>-0000i-of-0000n.parquet``; returns the files per split.
 
-    Load them with ``visage_hf.data.features.load_feature_dataset(data_files=...)`` or ``datasets.load_dataset("parquet")``.
+    Load them with ``visage_hf.data.schema.load_feature_dataset(data_files=...)`` or ``datasets.load_dataset("parquet")``.
     """
     import datasets
 
@@ -152,8 +153,7 @@ def write_synthetic_dataset(
         files[split] = []
         for shard in range(shards):
             target = path / f"{split}-{shard:05d}-of-{shards:05d}.parquet"
-            partial = target.with_name(target.name + ".tmp")
-            table.shard(num_shards=shards, index=shard, contiguous=True).to_parquet(str(partial))
-            partial.replace(target)  # atomic: a crash never leaves a truncated shard under the final name
+            with atomic_output_path(target) as partial:  # a crash never leaves a truncated shard
+                table.shard(num_shards=shards, index=shard, contiguous=True).to_parquet(str(partial))
             files[split].append(str(target))
     return files

@@ -44,7 +44,6 @@ import io
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,12 +51,14 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from ..data.clip_files import AUDIO_EXTENSIONS, load_directions, match_files
+from ..models.modes import check_mode
+from ..utils.files import atomic_save_npz, atomic_write_text
 from .scoring import ClipScorer, classifier_outputs, scored_in_order
 
 # Only the standard library at import time: `visage --help` builds this parser, and numpy, tqdm and the
 # metrics load when a run starts.
 if TYPE_CHECKING:
-    import numpy as np
+    pass
 
 __all__ = [
     "METRIC_CHOICES",
@@ -82,7 +83,6 @@ FAILED_FILE, UNMATCHED_FILE, CONFIG_FILE, CACHE_DIR = (
     "run_config.json",
     "cache",
 )
-_MODES = ("corrected", "original")
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -104,32 +104,6 @@ def parse_metrics(metrics: str | Iterable[str]) -> tuple[str, ...]:
 # ----------------------------------------------------------------------------- resumable report files
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", newline="") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def _atomic_save_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
-    import numpy as np
-
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            np.savez(stream, **arrays)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def _csv_text(rows: Iterable[Mapping[str, object]], columns: Sequence[str]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
@@ -141,20 +115,20 @@ def _csv_text(rows: Iterable[Mapping[str, object]], columns: Sequence[str]) -> s
 def _read_per_clip(path: Path) -> list[dict[str, str]]:
     """Rows already written; a half-written last line (crash mid-append) is dropped and the file repaired."""
     if not path.exists():
-        _atomic_write_text(path, _csv_text([], PER_CLIP_COLUMNS))
+        atomic_write_text(path, _csv_text([], PER_CLIP_COLUMNS), fsync=True)
         return []
     text = path.read_text()
     complete = text if text.endswith("\n") else text[: text.rfind("\n") + 1]
     reader = csv.reader(io.StringIO(complete))
     header = next(reader, None)
     if header is None:
-        _atomic_write_text(path, _csv_text([], PER_CLIP_COLUMNS))
+        atomic_write_text(path, _csv_text([], PER_CLIP_COLUMNS), fsync=True)
         return []
     if tuple(header) != PER_CLIP_COLUMNS:
         raise ValueError(f"{path}: expected the columns {','.join(PER_CLIP_COLUMNS)}, got {','.join(header)}")
     rows = [dict(zip(header, cells)) for cells in reader if len(cells) == len(header)]
     if complete != text or len(rows) != complete.count("\n") - 1:
-        _atomic_write_text(path, _csv_text(rows, PER_CLIP_COLUMNS))
+        atomic_write_text(path, _csv_text(rows, PER_CLIP_COLUMNS), fsync=True)
     return rows
 
 
@@ -162,7 +136,7 @@ def _drop_rows(path: Path, rows: list[dict[str, str]], clips: set[str]) -> list[
     """Remove the rows of ``clips`` (to be recomputed) so that no clip is ever listed twice."""
     kept = [row for row in rows if row["clip"] not in clips]
     if len(kept) != len(rows):
-        _atomic_write_text(path, _csv_text(kept, PER_CLIP_COLUMNS))
+        atomic_write_text(path, _csv_text(kept, PER_CLIP_COLUMNS), fsync=True)
     return kept
 
 
@@ -239,7 +213,7 @@ def _prepare_output_dir(output_dir: Path, config: dict, overwrite: bool) -> None
                 "use another output folder or --overwrite"
             )
     else:
-        _atomic_write_text(config_path, json.dumps(config, indent=2) + "\n")
+        atomic_write_text(config_path, json.dumps(config, indent=2) + "\n")
     (output_dir / CACHE_DIR).mkdir(exist_ok=True)
 
 
@@ -329,8 +303,7 @@ def _missing_directions(pairs, direction_table) -> list[str]:
 
 def _check_arguments(mode: str, metrics, workers, embedder, classifier) -> tuple[str, ...]:
     """One-line errors for bad arguments; returns the parsed metric names."""
-    if mode not in _MODES:
-        raise ValueError(f"mode: expected one of {_MODES}, got {mode!r}")
+    check_mode(mode)
     if not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers: expected a positive integer, got {workers!r}")
     metrics = parse_metrics(metrics)
@@ -387,7 +360,7 @@ def _score_and_record(
                 failed[clip] = error
                 continue
             if semantic:
-                _atomic_save_npz(_cache_path(output_dir, clip), features)
+                atomic_save_npz(_cache_path(output_dir, clip), features)
             _append_row(output_dir / PER_CLIP_FILE, row)
             if on_clip_done is not None:
                 on_clip_done(clip)
@@ -433,11 +406,11 @@ def _write_report(
         "missing_directions": missing_directions,
         "config": config,
     }
-    _atomic_write_text(
+    atomic_write_text(
         output_dir / SUMMARY_FILE, json.dumps(_without_nan(summary), indent=2, allow_nan=False) + "\n"
     )
-    _atomic_write_text(output_dir / TABLE_FILE, table)
-    _atomic_write_text(
+    atomic_write_text(output_dir / TABLE_FILE, table)
+    atomic_write_text(
         output_dir / FAILED_FILE,
         _csv_text(
             [{"clip": clip, "error": error} for clip, error in sorted(failed.items())], ("clip", "error")
@@ -445,7 +418,7 @@ def _write_report(
     )
     unmatched = [{"side": "prediction", "path": str(path)} for path in unmatched_predictions]
     unmatched += [{"side": "ground_truth", "path": str(path)} for path in unmatched_targets]
-    _atomic_write_text(output_dir / UNMATCHED_FILE, _csv_text(unmatched, ("side", "path")))
+    atomic_write_text(output_dir / UNMATCHED_FILE, _csv_text(unmatched, ("side", "path")))
     return EvaluationResult(
         scores=scores,
         table=table,

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..audio.foa import decode_mono
+from ..models.modes import check_mode
 from .spatial import CLIP_SECONDS, METRIC_SAMPLE_RATE, prepare_clip
 
 if TYPE_CHECKING:  # the embedders module imports torch, which the metric maths does not need
@@ -64,13 +65,6 @@ __all__ = [
 VIEWS = ("dec", "w", "y", "z", "x")
 CHANNEL_VIEWS = ("w", "y", "z", "x")  # AmbiX channel order: index i of the FOA is CHANNEL_VIEWS[i]
 KL_EPSILON = 1e-6  # audioldm_eval's epsilon inside log(softmax(gen) + eps)
-_MODES = ("corrected", "original")
-
-
-def _check_mode(mode: str) -> str:
-    if mode not in _MODES:
-        raise ValueError(f"mode: expected one of {_MODES}, got {mode!r}")
-    return mode
 
 
 # ----------------------------------------------------------------------------- Fréchet distance
@@ -146,7 +140,7 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, method: str = "eigen", eps: float
 
 def frechet_audio_distance(prediction_embeddings, target_embeddings, mode: str = "corrected") -> float:
     """FAD between two embedding sets ``(frames, dim)`` (frames of all clips stacked)."""
-    method = "sqrtm" if _check_mode(mode) == "original" else "eigen"
+    method = "sqrtm" if check_mode(mode) == "original" else "eigen"
     return frechet_distance(
         *gaussian_statistics(prediction_embeddings), *gaussian_statistics(target_embeddings), method=method
     )
@@ -170,7 +164,7 @@ def kl_divergence(prediction, target, mode: str = "corrected", inputs: str = "lo
             ``"corrected"`` is exact.
         inputs: ``"logits"`` (softmax applied here) or ``"probabilities"`` (rows summing to 1).
     """
-    _check_mode(mode)
+    check_mode(mode)
     prediction = np.atleast_2d(np.asarray(prediction, dtype=np.float64))
     target = np.atleast_2d(np.asarray(target, dtype=np.float64))
     if prediction.shape != target.shape:
@@ -225,7 +219,7 @@ def camera_mono(
             first-order beam (gain 2 on axis) for ``side="target"``, the typo'd one for ``side="prediction"``.
         side: ``"prediction"`` or ``"target"`` (matters only in original mode).
     """
-    _check_mode(mode)
+    check_mode(mode)
     if side not in ("prediction", "target"):
         raise ValueError(f"side: expected 'prediction' or 'target', got {side!r}")
     foa = np.asarray(foa, dtype=np.float64)
@@ -249,7 +243,7 @@ def semantic_views(
     """The five mono views ``{"dec", "w", "y", "z", "x"}`` of an FOA clip at 16 kHz, cut/padded to
     ``duration_seconds`` (forced to 5 s in original mode, like the original). Without a direction
     (``azimuth is None``) the ``dec`` view is left out."""
-    if _check_mode(mode) == "original":
+    if check_mode(mode) == "original":
         duration_seconds = CLIP_SECONDS
     foa = prepare_clip(foa, sample_rate, duration_seconds)
     views = dict(zip(CHANNEL_VIEWS, foa))
@@ -318,7 +312,7 @@ def semantic_summary(
     (mean over W, Y, Z, X, as the original's ``fad_mean`` / ``kld_mean``). KLD is the mean of per-clip KL;
     FAD pools every frame of every clip.
     """
-    _check_mode(mode)
+    check_mode(mode)
     embeddings: dict[tuple[str, str], list[np.ndarray]] = {}
     logits: dict[tuple[str, str], list[np.ndarray]] = {}
     for clip in clips:

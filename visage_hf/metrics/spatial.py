@@ -61,6 +61,7 @@ import numpy as np
 from ..audio.foa import direction_from_energy_map, direction_from_intensity, energy_map, equal_area_resample
 from ..audio.io import check_foa, check_sample_rate, resample
 from ..directions import angular_distance
+from ..models.modes import check_mode
 
 __all__ = [
     "CLIP_SECONDS",
@@ -87,15 +88,8 @@ FIXATION_RULE = "F > max(F) - std(F)"
 JITTER_SCALE = 1e-7
 SPATIAL_COLUMNS = ("cc_all", "cc_1fps", "cc_5fps", "auc_all", "auc_1fps", "auc_5fps")
 DIRECTION_COLUMNS = ("angular_error_energy", "angular_error_intensity")
-_MODES = ("corrected", "original")
 # A map whose range is below this fraction of its magnitude is treated as constant (corrected mode).
 _CONSTANT_RELATIVE_RANGE = 1e-12
-
-
-def _check_mode(mode: str) -> str:
-    if mode not in _MODES:
-        raise ValueError(f"mode: expected one of {_MODES}, got {mode!r}")
-    return mode
 
 
 def _flat_finite(values, name: str) -> np.ndarray:
@@ -130,7 +124,7 @@ def correlation_coefficient(prediction, target, mode: str = "corrected") -> floa
     ``mode="original"``: the original's ``CorrCoeff`` (z-score both, then Pearson; a constant map gives NaN).
     ``mode="corrected"``: NaN if ``target`` is constant (undefined), 0.0 if only ``prediction`` is constant.
     """
-    _check_mode(mode)
+    check_mode(mode)
     prediction = _flat_finite(prediction, "prediction")
     target = _flat_finite(target, "target")
     if prediction.shape != target.shape:
@@ -159,7 +153,7 @@ def auc_judd(saliency, target, mode: str = "corrected", rng: np.random.Generator
         mode: ``"corrected"`` (MIT reference AUC-Judd) or ``"original"`` (ViSAGe's off-by-one).
         rng: source of the tie-breaking jitter; ``None`` uses ``np.random.default_rng(0)``.
     """
-    _check_mode(mode)
+    check_mode(mode)
     saliency = _flat_finite(saliency, "saliency")
     target = _flat_finite(target, "target")
     if saliency.shape != target.shape:
@@ -223,7 +217,7 @@ def metric_maps(foa, sample_rate: int = METRIC_SAMPLE_RATE, mode: str = "correct
     (n_1s, 10312), "5fps": (n_200ms, 10312)}`` (5 and 25 windows on a 5 s clip; a trailing partial window is
     dropped; a window longer than the clip gives ``(0, 10312)``). ``mode`` selects the SH normalisation
     (``"original"`` slip or SN3D)."""
-    normalization = "original" if _check_mode(mode) == "original" else "sn3d"
+    normalization = "original" if check_mode(mode) == "original" else "sn3d"
     maps = {}
     for name, seconds in WINDOWS.items():
         if seconds is not None and round(seconds * sample_rate) > np.shape(foa)[-1]:
@@ -275,7 +269,7 @@ def spatial_scores_from_maps(
     Also accepts the original's ground-truth ``.npz`` layout (``map`` ``(P,)``, ``map_1fps``, ``map_5fps``)
     once renamed to ``all`` / ``1fps`` / ``5fps``. Returns ``{"cc_all": ..., "auc_5fps": ...}``.
     """
-    _check_mode(mode)
+    check_mode(mode)
     rng = np.random.default_rng(0) if rng is None else rng
     scores = {}
     for name in WINDOWS:
@@ -345,7 +339,7 @@ def spatial_scores(
     Raises:
         ValueError: bad FOA, or (``duration_seconds=None``) lengths that differ by more than 10 ms.
     """
-    _check_mode(mode)
+    check_mode(mode)
     target_sample_rate = sample_rate if target_sample_rate is None else target_sample_rate
     if mode == "original":
         duration_seconds = CLIP_SECONDS

@@ -18,6 +18,8 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from ..models.modes import check_mode
+
 __all__ = [
     "EXTRA_COLUMNS",
     "TABLE3_COLUMNS",
@@ -45,7 +47,6 @@ EXTRA_COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("angular_error_energy", "Δ∠ energy (°) ↓", 1),
     ("angular_error_intensity", "Δ∠ intensity (°) ↓", 1),
 )
-_MODES = ("corrected", "original")
 
 
 def summarize_clips(
@@ -63,8 +64,7 @@ def summarize_clips(
         ``{"scores": {column: mean}, "nan_clips": {column: count}, "num_clips": n}``; a column computed for no
         clip is left out of ``scores``.
     """
-    if mode not in _MODES:
-        raise ValueError(f"mode: expected one of {_MODES}, got {mode!r}")
+    check_mode(mode)
     rows = list(rows)
     scores, nan_clips = {}, {}
     for column in columns:

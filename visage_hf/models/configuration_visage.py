@@ -22,9 +22,9 @@ from fractions import Fraction
 from transformers import PreTrainedConfig
 from transformers.activations import ACT2FN
 
+from .modes import MODES, check_mode
 from .patterns import PATTERN_NAMES, CodePattern, get_pattern
 
-MODES = ("corrected", "original")
 # The samplings of :mod:`visage_hf.video.sampling` (repeated here: modules of the auto_map chain import only
 # their siblings).
 FRAME_SAMPLINGS = ("exact", "ffmpeg")
@@ -190,7 +190,7 @@ class VisageConfig(PreTrainedConfig):
         ):
             value = getattr(self, name)
             _require(0.0 <= value <= 1.0, f"{name} must be a probability in [0, 1], got {value!r}")
-        _require(self.mode in MODES, f"mode must be one of {list(MODES)}, got {self.mode!r}")
+        check_mode(self.mode)
         _require(
             self.frame_sampling in FRAME_SAMPLINGS,
             f"frame_sampling must be one of {list(FRAME_SAMPLINGS)}, got {self.frame_sampling!r}",
@@ -236,7 +236,7 @@ class VisageConfig(PreTrainedConfig):
     def frame_rate(self, mode: str | None = None) -> Fraction:
         """Codec frames per second as an exact number: sample_rate / hop_length (corrected) or the original's
         integer 86 (original). Offsets in seconds map to codec frames through this one rate."""
-        if self._mode(mode) == "original":
+        if self.resolve_mode(mode) == "original":
             return Fraction(self.original_codec_frame_rate)
         return Fraction(self.sample_rate, self.hop_length)
 
@@ -266,7 +266,7 @@ class VisageConfig(PreTrainedConfig):
         original: ``int(T / fps · 86)`` with the original's float expression (20 -> 430).
         """
         _require_count(num_video_frames, "num_video_frames")
-        if self._mode(mode) == "original":
+        if self.resolve_mode(mode) == "original":
             return int(num_video_frames / self.video_fps * self.original_codec_frame_rate)
         frames = Fraction(num_video_frames) * self.sample_rate / (Fraction(self.video_fps) * self.hop_length)
         return math.floor(frames)
@@ -275,13 +275,13 @@ class VisageConfig(PreTrainedConfig):
         """Codec frames to generate for ``seconds`` of audio (same rules as :meth:`frames_for_video_frames`)."""
         if not seconds > 0:
             raise ValueError(f"duration must be positive, got {seconds!r} s")
-        if self._mode(mode) == "original":
+        if self.resolve_mode(mode) == "original":
             return int(seconds * self.original_codec_frame_rate)
         return math.floor(Fraction(seconds) * self.sample_rate / self.hop_length)
 
     def output_frames_for_video_frames(self, num_video_frames: int, mode: str | None = None) -> int:
         """Frames `generate` returns: as generated (corrected), or padded to cover the clip (original: 431)."""
-        if self._mode(mode) == "original":
+        if self.resolve_mode(mode) == "original":
             samples = int(num_video_frames / self.video_fps * self.sample_rate)
             return math.ceil(samples / self.hop_length)
         return self.frames_for_video_frames(num_video_frames, mode)
@@ -297,11 +297,9 @@ class VisageConfig(PreTrainedConfig):
     def seconds_for_frames(self, num_frames: int) -> float:
         return num_frames * self.hop_length / self.sample_rate
 
-    def _mode(self, mode: str | None) -> str:
-        mode = self.mode if mode is None else mode
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
-        return mode
+    def resolve_mode(self, mode: str | None = None) -> str:
+        """``mode`` checked (one of :data:`~visage_hf.models.modes.MODES`), or this config's ``mode`` when None."""
+        return check_mode(self.mode if mode is None else mode)
 
     # ------------------------------------------------------------------ presets
     @classmethod

@@ -32,8 +32,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
-import tempfile
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -44,7 +43,9 @@ from transformers import AutoImageProcessor, BatchFeature, CLIPVisionModelWithPr
 from transformers.utils import cached_file
 
 from ..directions import direction_to_model_vector
+from ..utils.files import staged_files
 from ..video.frames import validate_frames
+from .modes import DEFAULT_MODE, check_mode
 
 __all__ = [
     "DEFAULT_CLIP_REPO",
@@ -64,7 +65,6 @@ DEFAULT_CLIP_REPO = "openai/clip-vit-base-patch32"
 ENERGY_TEMPERATURE = 0.1
 ENERGY_TOP_P = 0.7
 FEATURES_CONFIG_NAME = "visage_features_config.json"
-_MODES = ("corrected", "original")  # "default" (0.1.0's spelling of "corrected") is still accepted
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -278,8 +278,9 @@ class VisageFeatureExtractor:
         image_processor: its image processor (``CLIPImageProcessorPil`` without torchvision).
         batch_size: frames per CLIP forward.
         energy_temperature, energy_top_p: energy-map softmax temperature and kept mass (original 0.1, 0.7).
-        mode: ``"corrected"`` (full precision; ``"default"`` is accepted too) or ``"original"`` (features and
-            patch tokens rounded through float16 as the original stored them on disk).
+        mode: ``"corrected"`` (full precision) or ``"original"`` (features and patch tokens rounded through
+            float16 as the original stored them on disk). ``"default"``, this mode's name before 0.2, is
+            accepted as ``"corrected"`` with a FutureWarning.
         half_precision: compute CLIP and the energy map in float16 as the original did on its GPU (CUDA only;
             a ``ValueError`` on other devices when called).
     """
@@ -291,12 +292,17 @@ class VisageFeatureExtractor:
         batch_size: int = 32,
         energy_temperature: float = ENERGY_TEMPERATURE,
         energy_top_p: float = ENERGY_TOP_P,
-        mode: str = "corrected",
+        mode: str = DEFAULT_MODE,
         half_precision: bool = False,
     ):
-        mode = "corrected" if mode == "default" else mode
-        if mode not in _MODES:
-            raise ValueError(f"mode: expected one of {_MODES}, got {mode!r}")
+        if mode == "default":
+            warnings.warn(
+                'VisageFeatureExtractor mode "default" is now called "corrected"; "default" will be removed',
+                FutureWarning,
+                stacklevel=2,
+            )
+            mode = "corrected"
+        check_mode(mode)
         if batch_size < 1:
             raise ValueError(f"batch_size: expected a positive integer, got {batch_size}")
         self.image_encoder = image_encoder.eval()
@@ -367,17 +373,11 @@ class VisageFeatureExtractor:
 
         Files are written to a temporary folder first and moved into place, so a crash leaves no half file.
         """
-        os.makedirs(save_directory, exist_ok=True)
-        staging = tempfile.mkdtemp(prefix=".tmp-features-", dir=save_directory)
-        try:
+        with staged_files(save_directory) as staging:
             self.image_encoder.save_pretrained(staging)
             self.image_processor.save_pretrained(staging)
-            with open(os.path.join(staging, FEATURES_CONFIG_NAME), "w") as handle:
+            with open(staging / FEATURES_CONFIG_NAME, "w") as handle:
                 json.dump(self.settings, handle, indent=2, sort_keys=True)
-            for name in os.listdir(staging):
-                os.replace(os.path.join(staging, name), os.path.join(save_directory, name))
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
 
     @property
     def settings(self) -> dict:
@@ -512,4 +512,9 @@ def _load_saved_settings(pretrained_model_name_or_path, hub_kwargs: dict) -> dic
         return {}
     with open(path) as handle:
         saved = json.load(handle)
-    return {key: value for key, value in saved.items() if key in _SETTING_NAMES}
+    settings = {key: value for key, value in saved.items() if key in _SETTING_NAMES}
+    if (
+        settings.get("mode") == "default"
+    ):  # saved before the mode was renamed: not the user's choice to warn about
+        settings["mode"] = "corrected"
+    return settings

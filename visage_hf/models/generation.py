@@ -11,6 +11,7 @@ the purely conditional model. In the usual ``l_u + γ·(l_c − l_u)`` notation,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -18,6 +19,7 @@ from tqdm.auto import tqdm
 from transformers import (
     GenerationConfig,
     LogitsProcessor,
+    LogitsProcessorList,
     TemperatureLogitsWarper,
     TopKLogitsWarper,
     TopPLogitsWarper,
@@ -161,12 +163,20 @@ def resolve_guidance(
     return GuidancePlan(guidance, float(scale), float(direction_scale), combine_logits=mode == "original")
 
 
+def resolve_num_return_sequences(value: int | None, defaults: GenerationConfig) -> int:
+    """Samples per clip: ``value``, else the generation config's, else 1; ValueError unless an integer >= 1."""
+    value = first_set(value, getattr(defaults, "num_return_sequences", None), 1)
+    if not isinstance(value, int) or value < 1:
+        raise ValueError(f"num_return_sequences must be an integer >= 1, got {value!r}")
+    return value
+
+
 def resolve_sampling(
     defaults: GenerationConfig,
     top_k: int | None,
     top_p: float | None,
     temperature: float | None,
-    generator: torch.Generator | None,
+    generator: torch.Generator | Sequence[torch.Generator] | None,
     seed: int | None,
     device: torch.device,
 ) -> dict:
@@ -201,7 +211,7 @@ def settings_in_effect(
 ) -> dict:
     """The generation settings a call with these arguments uses (None = the generation config's, then the
     released model's), for reports such as ``run_config.json``."""
-    mode = config._mode(mode)
+    mode = config.resolve_mode(mode)
     plan = resolve_guidance(config, defaults, guidance, guidance_scale, direction_guidance_scale, mode)
     sampling = resolve_sampling(defaults, top_k, top_p, temperature, None, None, torch.device("cpu"))
     do_sample = first_set(
@@ -254,6 +264,57 @@ def frames_to_generate(
     if prefix_frames > frames:
         raise ValueError(f"prefix_codes has {prefix_frames} frames, more than the {frames} to generate")
     return frames
+
+
+def repeat_for_sequences(tensors: Sequence[torch.Tensor | None], count: int) -> list[torch.Tensor | None]:
+    """Each tensor (or None) with every batch row repeated ``count`` times in a row (outputs grouped per clip)."""
+    if count == 1:
+        return list(tensors)
+    return [None if tensor is None else tensor.repeat_interleave(count, dim=0) for tensor in tensors]
+
+
+def generation_processors(
+    canvas: torch.Tensor,
+    config: VisageConfig,
+    mode: str,
+    sampler_settings: dict | None,
+    logits_processor: Sequence[LogitsProcessor] | None,
+    progress_steps: int | None,
+) -> LogitsProcessorList:
+    """The processors of one call, in order: pattern forcing, the caller's, a progress bar (``progress_steps``
+    steps, if given), and the sampler (``sampler_settings`` from `resolve_sampling`; None = greedy)."""
+    processors = LogitsProcessorList([CodePatternLogitsProcessor(canvas, config.code_pad_id)])
+    processors.extend(logits_processor or [])
+    if progress_steps:
+        processors.append(ProgressLogitsProcessor(progress_steps))
+    if sampler_settings is not None:
+        processors.append(
+            CodeSamplingLogitsProcessor(
+                canvas, config.codebook_size, per_stream_draws=mode == "original", **sampler_settings
+            )
+        )
+    return processors
+
+
+def step_generation_config(config: VisageConfig, new_steps: int, use_cache: bool, kwargs: dict):
+    """``(GenerationConfig, remaining model kwargs)`` for `GenerationMixin.generate` over the folded rows.
+
+    Greedy decoding: the processors have already fixed every free cell (our sampler draws), so greedy keeps it.
+    """
+    step_config = GenerationConfig(
+        do_sample=False,
+        num_beams=1,
+        max_new_tokens=new_steps,
+        decoder_start_token_id=config.code_pad_id,
+        pad_token_id=config.code_pad_id,
+        use_cache=use_cache,
+        # Neutral values: greedy ignores them, and they keep the model's sampling defaults (read by
+        # `resolve_sampling`) from being merged in and reported as "flags that may be ignored".
+        top_k=50,
+        top_p=1.0,
+        temperature=1.0,
+    )
+    return step_config, step_config.update(**kwargs)  # remaining generation options go into the config
 
 
 # ---------------------------------------------------------------------------------------------------- cache
@@ -418,11 +479,17 @@ class CodeSamplingLogitsProcessor(LogitsProcessor):
         temperature: float = 1.0,
         top_k: int | None = None,
         top_p: float | None = None,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | Sequence[torch.Generator] | None = None,
         per_stream_draws: bool = False,
     ):
         self.canvas = canvas
         self.codebook_size = codebook_size
+        if generator is not None and not isinstance(generator, torch.Generator):
+            generator = list(generator)
+            if len(generator) != canvas.shape[0]:
+                raise ValueError(
+                    f"expected one generator per sequence, got {len(generator)} for {canvas.shape[0]} sequences"
+                )
         self.generator = generator
         self.per_stream_draws = per_stream_draws
         self.warpers = []
@@ -434,9 +501,22 @@ class CodeSamplingLogitsProcessor(LogitsProcessor):
             self.warpers.append(TopPLogitsWarper(top_p))
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        streams = self.canvas.shape[2]
         step = _current_step(input_ids)
         free = (self.canvas[:, step] == UNKNOWN_CODE).reshape(-1).to(scores.device)
+        if not isinstance(self.generator, list):
+            return self._sample(input_ids, scores, free, self.generator)
+        # One generator per sequence: each sequence draws exactly what it would draw in a batch of its own.
+        streams = self.canvas.shape[2]
+        sampled = scores.clone()
+        for index, generator in enumerate(self.generator):
+            rows = slice(index * streams, (index + 1) * streams)
+            sampled[rows] = self._sample(input_ids[rows], scores[rows], free[rows], generator)
+        return sampled
+
+    def _sample(
+        self, input_ids: torch.LongTensor, scores: torch.FloatTensor, free: torch.Tensor, generator
+    ) -> torch.FloatTensor:
+        """One-hot scores of the codes drawn for the ``free`` rows of ``scores`` (the others passed through)."""
         free_rows = free.nonzero().flatten()
         if len(free_rows) == 0:
             return scores
@@ -446,12 +526,12 @@ class CodeSamplingLogitsProcessor(LogitsProcessor):
         probabilities = logits.softmax(dim=-1)
         if self.per_stream_draws:
             codes = torch.empty(len(free_rows), dtype=torch.long, device=scores.device)
-            row_streams = free_rows % streams
+            row_streams = free_rows % self.canvas.shape[2]
             for stream in row_streams.unique().tolist():
                 rows = (row_streams == stream).nonzero().flatten()
-                codes[rows] = torch.multinomial(probabilities[rows], 1, generator=self.generator).flatten()
+                codes[rows] = torch.multinomial(probabilities[rows], 1, generator=generator).flatten()
         else:
-            codes = torch.multinomial(probabilities, 1, generator=self.generator).flatten()
+            codes = torch.multinomial(probabilities, 1, generator=generator).flatten()
         sampled = scores.clone()
         sampled[free_rows] = float("-inf")
         sampled[free_rows, codes] = 0.0
@@ -471,14 +551,21 @@ class KthValueTopKLogitsWarper(TopKLogitsWarper):
 
 
 class ProgressLogitsProcessor(LogitsProcessor):
-    """A tqdm bar over decoder steps (generate has no per-step callback; a processor sees every step)."""
+    """Advances a tqdm bar once per decoder step (generate has no per-step callback; a processor sees every step).
 
-    def __init__(self, total_steps: int, description: str = "generating codes"):
-        self.bar = tqdm(total=total_steps, desc=description, unit="step")
+    Args:
+        total_steps: steps of its own bar, closed after the last one.
+        description: its own bar's description.
+        bar: an existing bar to advance instead (e.g. one bar over several windows); left open.
+    """
+
+    def __init__(self, total_steps: int | None = None, description: str = "generating codes", bar=None):
+        self.owns_bar = bar is None
+        self.bar = tqdm(total=total_steps, desc=description, unit="step") if bar is None else bar
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         self.bar.update(1)
-        if self.bar.n >= self.bar.total:
+        if self.owns_bar and self.bar.n >= self.bar.total:
             self.bar.close()
         return scores
 
@@ -495,12 +582,16 @@ __all__ = [
     "build_code_canvas",
     "check_prefix_codes",
     "frames_to_generate",
+    "generation_processors",
     "make_generation_cache",
     "prompt_steps",
     "reject_unsupported_generate_kwargs",
+    "repeat_for_sequences",
     "repeat_last_frame",
     "resolve_guidance",
+    "resolve_num_return_sequences",
     "resolve_sampling",
     "settings_in_effect",
+    "step_generation_config",
     "stream_schedule",
 ]

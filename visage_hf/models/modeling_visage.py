@@ -37,25 +37,29 @@ from transformers.cache_utils import Cache
 from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput
 from transformers.utils import ModelOutput
 
+from .conditions import check_code_ids, check_conditions, check_null_flags, replace_with_nulls
 from .configuration_visage import DEFAULT_GENERATION_SETTINGS, VisageConfig
 from .encoder_decoder import PackedLinear, VisageDecoder, VisageEncoder, VisageModel
 from .generation import (
-    CodePatternLogitsProcessor,
-    CodeSamplingLogitsProcessor,
     GuidancePlan,
-    ProgressLogitsProcessor,
     build_code_canvas,
     check_prefix_codes,
     first_set,
     frames_to_generate,
+    generation_processors,
     make_generation_cache,
     prompt_steps,
     reject_unsupported_generate_kwargs,
+    repeat_for_sequences,
     repeat_last_frame,
     resolve_guidance,
+    resolve_num_return_sequences,
     resolve_sampling,
+    step_generation_config,
     stream_schedule,
 )
+from .mono_to_foa import copy_w_channel_to_spatial, foa_from_mono
+from .original_checkpoint import find_original_source, load_converted
 
 
 @dataclass
@@ -141,21 +145,16 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
         """`PreTrainedModel.from_pretrained`, plus: a folder or Hub repo in the ORIGINAL ViSAGe layout (BART-named
         weights, ``model_type: bart``; e.g. ``jaeyeonkim99/visage``) is detected and converted on load
         (:mod:`visage_hf.models.convert_original`), in ``mode="original"``."""
-        from .convert_original import (
-            maybe_load_original_checkpoint,  # lazy: convert_original imports this module
-        )
-
         dtype = kwargs.get("dtype", kwargs.get("torch_dtype"))
         if isinstance(dtype, str):
             dtype = None if dtype == "auto" else getattr(torch, dtype)
-        converted = maybe_load_original_checkpoint(
+        original = find_original_source(
             pretrained_model_name_or_path,
             revision=kwargs.get("revision"),
             subfolder=kwargs.get("subfolder") or None,
-            dtype=dtype,
         )
-        if converted is not None:
-            return converted
+        if original is not None:
+            return load_converted(cls, original, dtype=dtype)
         return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
 
     def get_encoder(self, modality: str | None = None) -> VisageEncoder:
@@ -168,45 +167,8 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
     def _check_conditions(
         self, clip_features: torch.Tensor, energy_map: torch.Tensor | None, direction: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        config = self.config
-        if not isinstance(clip_features, torch.Tensor) or clip_features.ndim != 3:
-            shape = (
-                tuple(clip_features.shape) if isinstance(clip_features, torch.Tensor) else type(clip_features)
-            )
-            raise ValueError(f"clip_features must be (batch, frames, {config.clip_dim}), got {shape}")
-        batch, frames, width = clip_features.shape
-        if width != config.clip_dim or frames < 1 or batch < 1:
-            raise ValueError(
-                f"clip_features must be (batch, frames, {config.clip_dim}), got {tuple(clip_features.shape)}"
-            )
-        if frames > config.max_source_positions:
-            raise ValueError(
-                f"clip_features has {frames} frames ({frames / config.video_fps:g} s at {config.video_fps} fps); "
-                f"the encoder has positions for at most {config.max_source_positions} "
-                f"({config.max_duration:g} s)"
-            )
         dtype = self.model.encoder.clip_projection.weight.dtype
-        if config.is_mono:
-            if energy_map is not None or direction is not None:
-                raise ValueError("the mono variant (num_channels=1) takes no energy_map or direction")
-            return clip_features.to(dtype), None, None
-        if energy_map is None or direction is None:
-            raise ValueError("the FOA model needs energy_map (batch, frames, 49) and direction (batch, 3)")
-        if tuple(energy_map.shape) != (batch, frames, config.energy_map_dim):
-            raise ValueError(
-                f"energy_map must be (batch, frames, {config.energy_map_dim}) = {(batch, frames, config.energy_map_dim)}, "
-                f"got {tuple(energy_map.shape)}"
-            )
-        if tuple(direction.shape) not in (
-            (batch, config.direction_dim),
-            (batch, frames, config.direction_dim),
-        ):
-            raise ValueError(
-                f"direction must be (batch, {config.direction_dim}) = {(batch, config.direction_dim)} or, for a "
-                f"moving camera, (batch, frames, {config.direction_dim}) = {(batch, frames, config.direction_dim)}; "
-                f"got {tuple(direction.shape)}"
-            )
-        return clip_features.to(dtype), energy_map.to(dtype), direction.to(dtype)
+        return check_conditions(self.config, clip_features, energy_map, direction, dtype)
 
     def apply_null_conditions(
         self,
@@ -218,19 +180,8 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
     ):
         """Replace the conditions of the samples flagged in ``null_visual`` / ``null_direction`` (bool, (batch,))
         by the learned null embeddings. Visual = CLIP features and energy map, nulled together (original)."""
-        if null_visual is not None:
-            flags = null_visual.to(device=clip_features.device, dtype=torch.bool).view(-1, 1, 1)
-            clip_features = torch.where(
-                flags, self.null_clip_embedding.to(clip_features.dtype), clip_features
-            )
-            if energy_map is not None:
-                energy_map = torch.where(flags, self.null_energy_embedding.to(energy_map.dtype), energy_map)
-        if null_direction is not None and direction is not None:
-            flags = null_direction.to(device=direction.device, dtype=torch.bool).view(
-                -1, *[1] * (direction.ndim - 1)
-            )
-            direction = torch.where(flags, self.null_direction_embedding.to(direction.dtype), direction)
-        return clip_features, energy_map, direction
+        nulls = [getattr(self, name, None) for name in self.NULL_PARAMETERS]
+        return replace_with_nulls((clip_features, energy_map, direction), nulls, null_visual, null_direction)
 
     def encode(
         self,
@@ -242,9 +193,7 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
     ) -> BaseModelOutput:
         """Encoder states ``(batch, frames + 2, d_model)`` for the (optionally nulled) conditions."""
         clip_features, energy_map, direction = self._check_conditions(clip_features, energy_map, direction)
-        for name, flags in (("null_visual", null_visual), ("null_direction", null_direction)):
-            if flags is not None and tuple(flags.shape) != (clip_features.shape[0],):
-                raise ValueError(f"{name} must be a (batch,) bool mask, got shape {tuple(flags.shape)}")
+        check_null_flags(clip_features.shape[0], null_visual=null_visual, null_direction=null_direction)
         conditions = self.apply_null_conditions(
             clip_features, energy_map, direction, null_visual, null_direction
         )
@@ -290,19 +239,7 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
             `VisageOutput` with ``logits`` ``(batch, rows, streams, codebook)`` (teacher forcing), ``loss`` and
             ``stream_losses`` when labels are given.
         """
-        config = self.config
-        if labels is not None and labels.ndim != 3:
-            raise ValueError(
-                f"labels must be (batch, rows, {config.num_streams}), got shape {tuple(labels.shape)}"
-            )
-        if decoder_input_ids is None:
-            if labels is None:
-                raise ValueError("pass decoder_input_ids (batch, rows, streams) or labels")
-            decoder_input_ids = shift_codes_right(labels, config.code_pad_id)
-        if decoder_input_ids.ndim != 3 or decoder_input_ids.shape[-1] != config.num_streams:
-            raise ValueError(
-                f"decoder_input_ids must be (batch, rows, {config.num_streams}), got {tuple(decoder_input_ids.shape)}"
-            )
+        decoder_input_ids = self._decoder_inputs(decoder_input_ids, labels)
         if encoder_outputs is None:
             if clip_features is None:
                 raise ValueError("pass clip_features (and energy_map, direction) or encoder_outputs")
@@ -310,7 +247,6 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
         elif isinstance(encoder_outputs, (tuple, list)):
             encoder_outputs = BaseModelOutput(last_hidden_state=encoder_outputs[0])
         encoder_states = encoder_outputs.last_hidden_state
-
         batch = decoder_input_ids.shape[0]
         num_branches = guidance_plan.num_branches if guidance_plan is not None else 1
         if encoder_states.shape[0] != num_branches * batch:
@@ -318,49 +254,62 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
                 f"encoder states have {encoder_states.shape[0]} rows; expected {num_branches} guidance branch(es) "
                 f"× {batch} sequences"
             )
-        use_cache = (config.use_cache if use_cache is None else use_cache) and labels is None
+        use_cache = (self.config.use_cache if use_cache is None else use_cache) and labels is None
         if use_cache and cache is None:
-            cache = make_generation_cache(config)
-        past_length = cache.get_seq_length() if cache is not None else 0
-        if live_streams is None and past_length == 0:
-            self._check_code_ids(decoder_input_ids)
-
-        decoder = self.model.decoder
-        inputs_embeds = decoder.embed(decoder_input_ids, past_length)
-        if num_branches > 1:
-            # Every branch continues the same codes; only cross-attention (the condition) differs.
-            inputs_embeds = inputs_embeds.repeat(num_branches, 1, 1)
-        hidden_states = decoder(
-            inputs_embeds, encoder_states, cache=cache if use_cache else None, past_length=past_length
-        )
-
+            cache = make_generation_cache(self.config)
+        cache = cache if use_cache else None
+        hidden_states = self._decode(decoder_input_ids, encoder_states, num_branches, cache, live_streams)
         if live_streams is not None:
             logits = self._generation_logits(hidden_states[:, -1], live_streams, guidance_plan, batch)
-            return VisageOutput(logits=logits, cache=cache if use_cache else None)
-
+            return VisageOutput(logits=logits, cache=cache)
         if num_branches > 1:
             raise ValueError("teacher forcing takes one condition branch; guidance_plan is for generation")
         logits = self.stream_logits(hidden_states)
-        loss = stream_losses = None
-        if labels is not None:
-            stream_losses = self.stream_losses(logits, labels)
-            loss = stream_losses.sum()
+        stream_losses = None if labels is None else self.stream_losses(logits, labels)
         output = VisageOutput(
-            loss=loss,
+            loss=None if stream_losses is None else stream_losses.sum(),
             logits=logits,
-            cache=cache if use_cache else None,
+            cache=cache,
             encoder_last_hidden_state=encoder_states,
             stream_losses=stream_losses,
         )
         return output if return_dict is not False else output.to_tuple()
 
-    def _check_code_ids(self, codes: torch.Tensor) -> None:
-        low, high = int(codes.min()), int(codes.max())
-        if low < 0 or high >= self.config.code_embedding_rows:
+    def _decoder_inputs(
+        self, decoder_input_ids: torch.LongTensor | None, labels: torch.LongTensor | None
+    ) -> torch.LongTensor:
+        """Checked ``(batch, rows, streams)`` decoder inputs, built from ``labels`` (shifted right) when omitted."""
+        streams = self.config.num_streams
+        if labels is not None and labels.ndim != 3:
+            raise ValueError(f"labels must be (batch, rows, {streams}), got shape {tuple(labels.shape)}")
+        if decoder_input_ids is None:
+            if labels is None:
+                raise ValueError("pass decoder_input_ids (batch, rows, streams) or labels")
+            decoder_input_ids = shift_codes_right(labels, self.config.code_pad_id)
+        if decoder_input_ids.ndim != 3 or decoder_input_ids.shape[-1] != streams:
             raise ValueError(
-                f"decoder codes must lie in [0, {self.config.code_embedding_rows}) (pad {self.config.code_pad_id}), "
-                f"got values in [{low}, {high}]"
+                f"decoder_input_ids must be (batch, rows, {streams}), got {tuple(decoder_input_ids.shape)}"
             )
+        return decoder_input_ids
+
+    def _decode(
+        self,
+        decoder_input_ids: torch.LongTensor,
+        encoder_states: torch.Tensor,
+        num_branches: int,
+        cache: Cache | None,
+        live_streams: list[int] | None,
+    ) -> torch.Tensor:
+        """Decoder hidden states ``(num_branches · batch, rows, d_model)`` after the cached positions."""
+        past_length = cache.get_seq_length() if cache is not None else 0
+        if live_streams is None and past_length == 0:
+            check_code_ids(self.config, decoder_input_ids)
+        decoder = self.model.decoder
+        inputs_embeds = decoder.embed(decoder_input_ids, past_length)
+        if num_branches > 1:
+            # Every branch continues the same codes; only cross-attention (the condition) differs.
+            inputs_embeds = inputs_embeds.repeat(num_branches, 1, 1)
+        return decoder(inputs_embeds, encoder_states, cache=cache, past_length=past_length)
 
     def stream_logits(self, hidden_states: torch.Tensor, streams: list[int] | None = None) -> torch.Tensor:
         """``(..., d_model)`` -> ``(..., len(streams), codebook)`` logits of the given heads (default: all)."""
@@ -483,7 +432,9 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
             do_sample, top_k, top_p, temperature: sampling (defaults from ``generation_config``: top-k 256);
                 ``do_sample=False`` is greedy.
             generator / seed: a private random stream for sampling; the same seed gives the same codes. Without
-                either, the global torch RNG is used (`torch.manual_seed` reproduces).
+                either, the global torch RNG is used (`torch.manual_seed` reproduces). A list of generators,
+                one per output sequence (``batch · num_return_sequences``), gives each sequence the codes it
+                would get alone with its generator, whatever else is in the batch.
             num_return_sequences: samples per clip (outputs are grouped per clip).
             prefix_codes: ``(batch, channels, codebooks, prefix_frames)`` known first frames (e.g. the end of the
                 previous window); they are reproduced and generation continues after them.
@@ -499,48 +450,50 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
             ``(batch · num_return_sequences, channels, codebooks, frames)`` LongTensor of codes.
         """
         config = self.config
-        mode = config._mode(mode)
+        mode = config.resolve_mode(mode)
         defaults = generation_config if generation_config is not None else self.generation_config
         reject_unsupported_generate_kwargs(kwargs)
-        num_return_sequences = first_set(
-            num_return_sequences, getattr(defaults, "num_return_sequences", None), 1
-        )
-        if not isinstance(num_return_sequences, int) or num_return_sequences < 1:
-            raise ValueError(f"num_return_sequences must be an integer >= 1, got {num_return_sequences!r}")
+        num_return_sequences = resolve_num_return_sequences(num_return_sequences, defaults)
         plan = resolve_guidance(config, defaults, guidance, guidance_scale, direction_guidance_scale, mode)
         do_sample = bool(first_set(do_sample, defaults.do_sample, DEFAULT_GENERATION_SETTINGS["do_sample"]))
         sampler_settings = resolve_sampling(defaults, top_k, top_p, temperature, generator, seed, self.device)
 
-        clip_features, energy_map, direction = self._check_conditions(clip_features, energy_map, direction)
-        batch, video_frames = clip_features.shape[:2]
+        conditions = self._check_conditions(clip_features, energy_map, direction)
+        batch, video_frames = conditions[0].shape[:2]
         prefix = check_prefix_codes(config, prefix_codes, batch)
-        if num_return_sequences > 1:
-            clip_features, energy_map, direction, prefix = (
-                None if tensor is None else tensor.repeat_interleave(num_return_sequences, dim=0)
-                for tensor in (clip_features, energy_map, direction, prefix)
-            )
-            batch *= num_return_sequences
-        pad_to_clip = mode == "original" and num_frames is None
+        *conditions, prefix = repeat_for_sequences([*conditions, prefix], num_return_sequences)
+        batch *= num_return_sequences
+        num_frames_given = num_frames is not None
         num_frames = frames_to_generate(
             config, num_frames, video_frames, mode, 0 if prefix is None else prefix.shape[-1]
         )
-
-        pattern = config.code_pattern
-        canvas = build_code_canvas(pattern, batch, num_frames, config.code_pad_id, prefix)
-        known_steps = prompt_steps(canvas)
-        total_steps = canvas.shape[1]
-        if known_steps == total_steps:  # the prefix already covers every frame
-            codes = pattern.revert(canvas)
-        else:
-            sequences = self._generate_steps(
-                clip_features, energy_map, direction, canvas, known_steps, plan, do_sample, sampler_settings,
-                mode, logits_processor, show_progress, kwargs,
-            )  # fmt: skip
-            grid = sequences[:, 1:].reshape(batch, config.num_streams, total_steps).transpose(1, 2)
-            codes = pattern.revert(grid.cpu()).to(sequences.device)
-        if pad_to_clip:  # the original's end handling: repeat the last frame up to the clip's DAC length
+        canvas = build_code_canvas(config.code_pattern, batch, num_frames, config.code_pad_id, prefix)
+        processors = generation_processors(
+            canvas, config, mode, sampler_settings if do_sample else None, logits_processor,
+            canvas.shape[1] - prompt_steps(canvas) if show_progress else None,
+        )  # fmt: skip
+        codes = self._fill_canvas(conditions, canvas, plan, processors, kwargs)
+        if mode == "original" and not num_frames_given:
+            # The original's end handling: repeat the last frame up to the clip's DAC length.
             codes = repeat_last_frame(codes, config.output_frames_for_video_frames(video_frames, mode))
         return codes.reshape(batch, config.num_channels, config.num_codebooks, -1)
+
+    def _fill_canvas(
+        self,
+        conditions: list[torch.Tensor | None],
+        canvas: torch.Tensor,
+        plan: GuidancePlan,
+        processors: LogitsProcessorList,
+        kwargs: dict,
+    ) -> torch.LongTensor:
+        """Codes ``(batch, streams, frames)`` filling the unknown cells of ``canvas`` ``(batch, steps, streams)``."""
+        batch, total_steps, streams = canvas.shape
+        known_steps = prompt_steps(canvas)
+        if known_steps == total_steps:  # the prefix already covers every frame
+            return self.config.code_pattern.revert(canvas)
+        sequences = self._generate_steps(conditions, canvas, known_steps, plan, processors, kwargs)
+        grid = sequences[:, 1:].reshape(batch, streams, total_steps).transpose(1, 2)
+        return self.config.code_pattern.revert(grid.cpu()).to(sequences.device)
 
     @contextmanager
     def _packed_decoding_weights(self, schedule: list[list[int]]) -> Iterator[None]:
@@ -565,17 +518,11 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
 
     def _generate_steps(
         self,
-        clip_features,
-        energy_map,
-        direction,
+        conditions: list[torch.Tensor | None],
         canvas: torch.Tensor,
         known_steps: int,
         plan: GuidancePlan,
-        do_sample: bool,
-        sampler_settings: dict,
-        mode: str,
-        logits_processor: LogitsProcessorList | None,
-        show_progress: bool,
+        processors: LogitsProcessorList,
         kwargs: dict,
     ) -> torch.LongTensor:
         """Run `GenerationMixin.generate` over the folded rows; returns sequences ``(batch·streams, 1 + steps)``."""
@@ -584,48 +531,23 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
         device = self.device
         # All K guidance branches in one encoder pass, branch-major rows (k·batch + b).
         flags = torch.tensor(plan.branches, dtype=torch.bool, device=device).repeat_interleave(batch, dim=0)
-        repeat = plan.num_branches
+        clip_features, energy_map, direction = (
+            None if tensor is None else tensor.repeat(plan.num_branches, *[1] * (tensor.ndim - 1))
+            for tensor in conditions
+        )
         encoder_outputs = self.encode(
-            clip_features.repeat(repeat, 1, 1),
-            None if energy_map is None else energy_map.repeat(repeat, 1, 1),
-            None if direction is None else direction.repeat(repeat, *[1] * (direction.ndim - 1)),
-            null_visual=flags[:, 0],
-            null_direction=flags[:, 1],
+            clip_features, energy_map, direction, null_visual=flags[:, 0], null_direction=flags[:, 1]
         )
         start = torch.full((batch * streams, 1), config.code_pad_id, dtype=torch.long, device=device)
         prompt = canvas[:, :known_steps].transpose(1, 2).reshape(batch * streams, known_steps).to(device)
-        decoder_input_ids = torch.cat([start, prompt], dim=1)
-
-        processors = LogitsProcessorList([CodePatternLogitsProcessor(canvas, config.code_pad_id)])
-        processors.extend(logits_processor or [])
-        if show_progress:
-            processors.append(ProgressLogitsProcessor(total_steps - known_steps))
-        if do_sample:
-            processors.append(
-                CodeSamplingLogitsProcessor(
-                    canvas, config.codebook_size, per_stream_draws=mode == "original", **sampler_settings
-                )
-            )
         use_cache = kwargs.pop("use_cache", True)
         # Guidance is combined inside `forward` (the model returns guided logits, one row per code stream)
         # rather than by a processor reducing K·rows of logits: generate's rows are exactly the output rows,
         # every branch is fed the same codes by construction, sampling draws once per cell, and the branches
         # can be combined on hidden states before the heads (one head projection per live stream, not K).
-        # Greedy decoding over processors that already fixed each free cell keeps our own sampling draw.
-        step_config = GenerationConfig(
-            do_sample=False,
-            num_beams=1,
-            max_new_tokens=total_steps - known_steps,
-            decoder_start_token_id=config.code_pad_id,
-            pad_token_id=config.code_pad_id,
-            use_cache=use_cache,
-            # Neutral values: greedy ignores them, and they keep the model's sampling defaults (read above)
-            # from being merged in and reported as "flags that may be ignored".
-            top_k=50,
-            top_p=1.0,
-            temperature=1.0,
+        step_config, model_kwargs = step_generation_config(
+            config, total_steps - known_steps, use_cache, kwargs
         )
-        model_kwargs = step_config.update(**kwargs)  # remaining generation options go into the config
         schedule = stream_schedule(canvas)
         with self._packed_decoding_weights(schedule[known_steps:]):
             outputs = super().generate(
@@ -633,7 +555,7 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
                 generation_config=step_config,
                 logits_processor=processors,
                 encoder_outputs=encoder_outputs,
-                decoder_input_ids=decoder_input_ids,
+                decoder_input_ids=torch.cat([start, prompt], dim=1),
                 cache=make_generation_cache(config, capacity=total_steps) if use_cache else None,
                 stream_schedule=schedule,
                 guidance_plan=plan,
@@ -642,37 +564,18 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
         return outputs.sequences if isinstance(outputs, ModelOutput) else outputs
 
     # ------------------------------------------------------------------ mono -> FOA
-    @torch.no_grad()
     def init_spatial_from_mono(self) -> None:
         """Copy the W channel's code embeddings and heads into Y, Z and X (stream j takes j mod 9), as the
         original does before FOA fine-tuning from a mono checkpoint."""
-        config = self.config
-        if config.is_mono:
-            raise ValueError("init_spatial_from_mono needs the FOA variant (num_channels=4)")
-        for stream in range(config.num_codebooks, config.num_streams):
-            source = stream % config.num_codebooks
-            self.model.decoder.embed_codes[stream].weight.copy_(self.model.decoder.embed_codes[source].weight)
-            self.heads[stream].weight.copy_(self.heads[source].weight)
-            self.heads[stream].bias.copy_(self.heads[source].bias)
+        copy_w_channel_to_spatial(self)
 
     @classmethod
     def from_mono_pretrained(cls, mono: VisageForFOA | str, **config_overrides) -> VisageForFOA:
         """Build the FOA model from a mono (VGGSound) model or checkpoint: shared weights are loaded, the
         energy-map / direction MLPs start fresh (their nulls at zero), and Y/Z/X start as copies of W."""
-        if not isinstance(mono, VisageForFOA):
-            mono = cls.from_pretrained(mono)
-        if not mono.config.is_mono:
-            raise ValueError("from_mono_pretrained expects a mono model (num_channels=1)")
-        settings = mono.config.to_dict()
-        for key in ("model_type", "transformers_version", "architectures", "_name_or_path", "auto_map"):
-            settings.pop(key, None)
-        settings.update({"num_channels": 4, **config_overrides})
-        model = cls(VisageConfig(**settings))
-        result = model.load_state_dict(mono.state_dict(), strict=False)
-        if result.unexpected_keys:
-            raise ValueError(f"mono weights that have no place in the FOA model: {result.unexpected_keys}")
-        model.init_spatial_from_mono()
-        return model.to(mono.dtype)
+        return foa_from_mono(
+            cls, mono if isinstance(mono, VisageForFOA) else cls.from_pretrained(mono), **config_overrides
+        )
 
 
 def register_visage_auto_classes() -> None:

@@ -26,7 +26,7 @@ mode, dtype, input kind — and, for information, the package version, processes
 
 **Per-clip seeds.** Clip ``c`` samples from its own ``torch.Generator`` (on the model's device) seeded with
 :func:`clip_seed`: the first 8 bytes of ``SHA-256("<seed>/<clip id>")``, big-endian, modulo 2**63. Each clip's
-generator draws only that clip's codes (:class:`PerClipSamplingLogitsProcessor`), so a clip's audio does not
+generator draws only that clip's codes (``VisageForFOA.generate(generator=[one per clip])``), so a clip's audio does not
 depend on the other clips of its batch, on the batch size, on the process that ran it or on resuming: it is
 what ``VisageForFOA.generate(..., seed=clip_seed(seed, c))`` gives for that clip alone, and for a video clip
 what ``VisagePipeline(video, azimuth, elevation, seed=clip_seed(seed, c))`` gives (videos longer than the
@@ -65,19 +65,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-from transformers import LogitsProcessor, LogitsProcessorList
 
-from ..models.configuration_visage import DEFAULT_GENERATION_SETTINGS
-from ..models.generation import (
-    CodeSamplingLogitsProcessor,
-    build_code_canvas,
-    check_prefix_codes,
-    frames_to_generate,
-    repeat_last_frame,
-    resolve_sampling,
-    settings_in_effect,
-)
+from ..models.generation import CodeSamplingLogitsProcessor, resolve_sampling, settings_in_effect
+from ..utils.files import atomic_output_path, atomic_write_json, is_temporary
 from .batch_inputs import ClipConditions, ClipSource, VideoRequest, open_source, read_clip_list
+from .window_codes import generate_window_codes
 
 if TYPE_CHECKING:
     from .pipeline_visage import VisagePipeline
@@ -118,13 +110,10 @@ def clip_generator(seed: int, clip_id: str, device: torch.device | str = "cpu") 
     return torch.Generator(device=device).manual_seed(clip_seed(seed, clip_id))
 
 
-class PerClipSamplingLogitsProcessor(LogitsProcessor):
-    """Samples every clip's code streams with that clip's own generator (``VisageForFOA.generate`` rows are
-    ``clip · streams + stream``).
-
-    Each clip gets a :class:`~visage_hf.models.generation.CodeSamplingLogitsProcessor` over its own canvas, so its draws
-    are exactly those of a batch of one sampled with that generator. Pass it with ``do_sample=False``: greedy
-    decoding then keeps the drawn codes (the model's own sampler does the same).
+class PerClipSamplingLogitsProcessor(CodeSamplingLogitsProcessor):
+    """0.1.0's per-clip sampler, kept for old imports: a :class:`~visage_hf.models.generation.CodeSamplingLogitsProcessor`
+    over the clips' canvases stacked, with one generator per clip (``VisageForFOA.generate(generator=[...])`` does
+    this itself now).
 
     Args:
         canvases: one ``(1, steps, streams)`` code canvas per clip (``build_code_canvas``).
@@ -142,28 +131,15 @@ class PerClipSamplingLogitsProcessor(LogitsProcessor):
         top_p: float | None = None,
         per_stream_draws: bool = False,
     ):
-        if len(canvases) != len(generators):
-            raise ValueError(
-                f"expected one generator per clip, got {len(generators)} for {len(canvases)} clips"
-            )
-        self.streams = canvases[0].shape[2]
-        self.samplers = [
-            CodeSamplingLogitsProcessor(
-                canvas, codebook_size, temperature, top_k, top_p, generator, per_stream_draws
-            )
-            for canvas, generator in zip(canvases, generators)
-        ]
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        if scores.shape[0] != len(self.samplers) * self.streams:
-            raise ValueError(
-                f"expected {len(self.samplers) * self.streams} generate rows (clips × streams), got {scores.shape[0]}"
-            )
-        sampled = scores.clone()
-        for index, sampler in enumerate(self.samplers):
-            rows = slice(index * self.streams, (index + 1) * self.streams)
-            sampled[rows] = sampler(input_ids[rows], scores[rows])
-        return sampled
+        super().__init__(
+            torch.cat(list(canvases)),
+            codebook_size,
+            temperature,
+            top_k,
+            top_p,
+            list(generators),
+            per_stream_draws,
+        )
 
 
 # ============================================================================================== settings
@@ -209,27 +185,13 @@ class _ClipGenerator:
 
         self.pipe, self.settings = pipe, settings
         self.model = pipe.foa_model
-        config = self.model.config
-        self.mode = config._mode(settings.mode)
+        self.mode = self.model.config.resolve_mode(settings.mode)
+        names = ("guidance", "guidance_scale", "direction_guidance_scale", "do_sample", "top_k", "top_p")
+        self.generation = {name: getattr(settings, name) for name in (*names, "temperature")}
+        # Bad sampling settings stop the run here, not clip by clip.
         defaults = self.model.generation_config
-        do_sample = settings.do_sample
-        if do_sample is None:
-            do_sample = getattr(defaults, "do_sample", None)
-        self.do_sample = bool(DEFAULT_GENERATION_SETTINGS["do_sample"] if do_sample is None else do_sample)
-        sampling = resolve_sampling(
-            defaults, settings.top_k, settings.top_p, settings.temperature, None, None, self.model.device
-        )
-        self.sampling = {key: sampling[key] for key in ("temperature", "top_k", "top_p")}
-        self.guidance = {
-            "guidance": settings.guidance,
-            "guidance_scale": settings.guidance_scale,
-            "direction_guidance_scale": settings.direction_guidance_scale,
-        }
-        self.extractor = VisageFeatureExtractor(
-            pipe.image_encoder,
-            pipe.image_processor,
-            mode="original" if self.mode == "original" else "default",
-        )
+        resolve_sampling(defaults, settings.top_k, settings.top_p, settings.temperature, None, None, "cpu")
+        self.extractor = VisageFeatureExtractor(pipe.image_encoder, pipe.image_processor, mode=self.mode)
 
     # ------------------------------------------------------------------ inputs
     def conditions(self, item: ClipConditions | VideoRequest) -> ClipConditions:
@@ -287,67 +249,30 @@ class _ClipGenerator:
         return audio
 
     def _codes(self, clips: Sequence[ClipConditions], plan: WindowPlan) -> torch.LongTensor:
-        """The pipeline's window loop (``VisagePipeline.generate_codes``) over a batch, one generator per clip."""
-        model, config, device = self.model, self.model.config, self.model.device
+        """The pipeline's window loop over a batch of clips, each sampled with its own generator."""
+        device = self.model.device
         features, energy, direction = (
             torch.from_numpy(np.stack([getattr(clip, name) for clip in clips])).to(device)
             for name in ("clip_features", "energy_map", "direction")
         )
-        generators = [clip_generator(self.settings.seed, clip.clip_id, device) for clip in clips]
-        shape = (len(clips), config.num_channels, config.num_codebooks, plan.num_code_frames)
-        codes = torch.zeros(shape, dtype=torch.long)
-        single_original = (
-            self.mode == "original"
-            and len(plan) == 1
-            and plan[0].num_video_frames <= config.max_source_positions
-        )
-        for window in plan:
-            prefix = None
-            if window.prefix_frames:
-                prefix = codes[..., window.code_start : window.code_start + window.prefix_frames]
-            num_frames = None if single_original else window.num_code_frames
-            processors = LogitsProcessorList()
-            if self.do_sample:
-                processors.append(self._sampler(window, num_frames, prefix, generators))
-            window_codes = model.generate(
-                features[:, window.video_start : window.video_stop],
-                energy[:, window.video_start : window.video_stop],
-                direction,
-                **self.guidance,
-                do_sample=False,  # the per-clip sampler draws; greedy keeps its draw
-                prefix_codes=None if prefix is None else prefix.to(device),
-                num_frames=num_frames,
-                mode=self.mode,
-                logits_processor=processors,
-            )
-            if window_codes.shape[-1] < window.num_code_frames:  # original mode's own count fell short
-                window_codes = repeat_last_frame(window_codes, window.num_code_frames)
-            codes[..., window.code_start : window.code_stop] = window_codes[
-                ..., : window.num_code_frames
-            ].cpu()
-        return codes
 
-    def _sampler(self, window, num_frames, prefix, generators) -> PerClipSamplingLogitsProcessor:
-        config = self.model.config
-        frames = frames_to_generate(
-            config, num_frames, window.num_video_frames, self.mode, 0 if prefix is None else prefix.shape[-1]
-        )
-        canvases = [
-            build_code_canvas(
-                config.code_pattern,
-                1,
-                frames,
-                config.code_pad_id,
-                None if prefix is None else check_prefix_codes(config, prefix[index : index + 1], 1),
-            )
-            for index in range(len(generators))
-        ]
-        return PerClipSamplingLogitsProcessor(
-            canvases,
-            generators,
-            config.codebook_size,
-            per_stream_draws=self.mode == "original",
-            **self.sampling,
+        def window_conditions(window) -> dict[str, torch.Tensor]:
+            frames = slice(window.video_start, window.video_stop)
+            return {
+                "clip_features": features[:, frames],
+                "energy_map": energy[:, frames],
+                "direction": direction,
+            }
+
+        generators = [clip_generator(self.settings.seed, clip.clip_id, device) for clip in clips]
+        return generate_window_codes(
+            self.model,
+            plan,
+            window_conditions,
+            len(clips),
+            self.mode,
+            generator=generators,
+            **self.generation,
         )
 
     def _resample(self, foa: np.ndarray) -> np.ndarray:
@@ -403,17 +328,12 @@ def _check_run_config(output_dir: Path, record: dict, overwrite: bool) -> None:
         )
 
 
-def _write_json(path: Path, data: dict) -> None:
-    from ..audio.io import atomic_output_path
-
-    with atomic_output_path(path) as temporary:
-        temporary.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-
-
 def _remove_leftovers(output_dir: Path) -> None:
-    """Temporary files of a killed run (``.<stem>.<pid>.<tag>.tmp.wav``) and stale per-process reports."""
-    for path in output_dir.rglob(f".*.tmp{OUTPUT_SUFFIX}"):
-        path.unlink(missing_ok=True)
+    """Temporary files of a killed run (hidden, see `is_temporary`; 0.1.0 named them ``.<stem>.<pid>.<tag>.tmp.wav``)
+    and stale per-process reports."""
+    for path in output_dir.rglob(".*"):
+        if path.is_file() and (is_temporary(path.name) or path.name.endswith(f".tmp{OUTPUT_SUFFIX}")):
+            path.unlink(missing_ok=True)
     for path in (output_dir / PARTS_DIR).glob("*.json"):
         path.unlink(missing_ok=True)
 
@@ -472,18 +392,7 @@ def run_batch_generation(
         _output_path(output_dir, clip)
     log = log or (lambda line: print(line) if state.is_main_process else None)
 
-    available = set(source.clip_ids)
-    # Without a clip list, clips the source knows but cannot load (no direction, no video) are failures too.
-    requested = [*source.clip_ids, *source.problems] if clip_ids is None else list(dict.fromkeys(clip_ids))
-    input_failures = [
-        (clip, "input", source.problems.get(clip, f"not found in {source.description}"))
-        for clip in requested
-        if clip not in available
-    ]
-    wanted = sorted(clip for clip in requested if clip in available)
-    if not wanted:
-        reasons = "; ".join(f"{clip}: {error}" for clip, _, error in input_failures[:3])
-        raise ValueError(f"none of the {len(requested)} requested clips can be generated ({reasons} ...)")
+    wanted, input_failures = _select_clips(source, clip_ids)
     record = _settings_record(settings, source)
     _check_run_config(output_dir, record, overwrite)
     if state.is_main_process and output_dir.is_dir():
@@ -497,23 +406,48 @@ def run_batch_generation(
     # From here on files appear: every process must have listed the folder before any of them writes.
     state.wait_for_everyone()
     if state.is_main_process and (pipe is not None or not (output_dir / CONFIG_FILE).is_file()):
-        from .. import __version__
-
-        info = {
-            "visage_hf": __version__,
-            "num_processes": state.num_processes,
-            "batch_size": batch_size,
-            "device": str(state.device if pipe is None else pipe.foa_model.device),
-            "torch": torch.__version__,
-        }
         # "settings": the values used (None resolved on the loaded model); "requested": what resuming compares.
         used = record if pipe is None else {**record, **_settings_in_effect(pipe.foa_model, settings)}
-        _write_json(output_dir / CONFIG_FILE, {"settings": used, "requested": record, "info": info})
+        device = state.device if pipe is None else pipe.foa_model.device
+        _write_run_config(output_dir, used, record, state.num_processes, batch_size, device)
 
     report = BatchReport(skipped=sorted(done))
     if shard:
         _generate_shard(pipe, settings, source, shard, output_dir, batch_size, report, state, progress)
     return _finish(output_dir, report, input_failures, state, log)
+
+
+def _select_clips(source: ClipSource, clip_ids: Sequence[str] | None) -> tuple[list[str], list[tuple]]:
+    """``(clip ids to generate, sorted; input failures (clip, "input", error))``; ValueError when none is left."""
+    available = set(source.clip_ids)
+    # Without a clip list, clips the source knows but cannot load (no direction, no video) are failures too.
+    requested = [*source.clip_ids, *source.problems] if clip_ids is None else list(dict.fromkeys(clip_ids))
+    input_failures = [
+        (clip, "input", source.problems.get(clip, f"not found in {source.description}"))
+        for clip in requested
+        if clip not in available
+    ]
+    wanted = sorted(clip for clip in requested if clip in available)
+    if not wanted:
+        reasons = "; ".join(f"{clip}: {error}" for clip, _, error in input_failures[:3])
+        raise ValueError(f"none of the {len(requested)} requested clips can be generated ({reasons} ...)")
+    return wanted, input_failures
+
+
+def _write_run_config(
+    output_dir: Path, used: dict, requested: dict, num_processes: int, batch_size: int, device
+) -> None:
+    """``run_config.json``: the settings used and requested, and for information how the run was made."""
+    from .. import __version__
+
+    info = {
+        "visage_hf": __version__,
+        "num_processes": num_processes,
+        "batch_size": batch_size,
+        "device": str(device),
+        "torch": torch.__version__,
+    }
+    atomic_write_json(output_dir / CONFIG_FILE, {"settings": used, "requested": requested, "info": info})
 
 
 def _settings_in_effect(model, settings: BatchSettings) -> dict:
@@ -580,7 +514,7 @@ def _finish(output_dir: Path, report: BatchReport, input_failures, state, log) -
     """Each process saves its report; after all are done the main process merges them into ``failed.csv``."""
     part = output_dir / PARTS_DIR / f"process{state.process_index}.json"
     part.parent.mkdir(parents=True, exist_ok=True)
-    _write_json(part, {"generated": report.generated, "failed": report.failed})
+    atomic_write_json(part, {"generated": report.generated, "failed": report.failed})
     state.wait_for_everyone()
     if not state.is_main_process:
         return report
@@ -594,8 +528,6 @@ def _finish(output_dir: Path, report: BatchReport, input_failures, state, log) -
         path.unlink()
     _remove_empty_folder(output_dir / PARTS_DIR)
     total.failed.sort()
-    from ..audio.io import atomic_output_path
-
     with atomic_output_path(output_dir / FAILED_FILE) as temporary, temporary.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["clip", "stage", "error"])

@@ -2,7 +2,7 @@
 
 * :class:`FeatureFiles`: a folder of ``<clip id>.npz`` files written by ``dataset_scripts/extract_features.py``
   (``clip_features (T, 512)``, ``energy_map (T, 49)``, the camera direction in their ``meta``);
-* :class:`FeatureTable`: a feature dataset as :mod:`visage_hf.data.features` reads it (Parquet file(s) / glob, a folder
+* :class:`FeatureTable`: a feature dataset as :mod:`visage_hf.data.schema` reads it (Parquet file(s) / glob, a folder
   of Parquet shards, a ``save_to_disk`` folder), one row per clip; ``codes`` are not read;
 * :class:`VideoFolder`: ``<clip id>.mp4`` (.mkv, .webm, ...) videos plus a directions table;
 * :class:`VideoTable`: a CSV ``video,azimuth,elevation[,start,duration]`` (optional ``id``).
@@ -151,7 +151,7 @@ class FeatureFiles(ClipSource):
 
 
 class FeatureTable(ClipSource):
-    """A feature dataset (:func:`visage_hf.data.features.load_feature_dataset`): Parquet file(s) / glob, a folder of
+    """A feature dataset (:func:`visage_hf.data.schema.load_feature_dataset`): Parquet file(s) / glob, a folder of
     Parquet shards or a ``save_to_disk`` folder, one row per clip; ``codes`` columns are not read."""
 
     def __init__(
@@ -160,7 +160,7 @@ class FeatureTable(ClipSource):
         split: str = "test",
         directions: Mapping[str, tuple[float, float]] | None = None,
     ):
-        from ..data.features import (
+        from ..data.schema import (
             AZIMUTH_INDEX,
             CLIP_FEATURES,
             CLIP_ID,

@@ -27,6 +27,7 @@ default). The audio has exactly ``round(duration · 44100)`` samples.
 from __future__ import annotations
 
 import importlib
+import logging
 import math
 import os
 from dataclasses import dataclass
@@ -38,17 +39,22 @@ import torch
 from diffusers import DiffusionPipeline
 from diffusers.utils import BaseOutput
 from tqdm.auto import tqdm
-from transformers import CLIPVisionModelWithProjection, DacModel, LogitsProcessor, LogitsProcessorList
+from transformers import CLIPVisionModelWithProjection, DacModel
 
 from ..audio.codec import DAC_44KHZ_REPO, FOACodec
-from ..directions import check_elevation, wrap_azimuth
+from ..directions import direction_to_model_vector
 from ..models.feature_extraction_visage import DEFAULT_CLIP_REPO, VisageFeatureExtractor
-from ..models.generation import build_code_canvas, prompt_steps, repeat_last_frame
+from ..models.generation import build_code_canvas, prompt_steps
 from ..models.modeling_visage import VisageForFOA
+from ..video.camera_path import CameraPath, resolve_camera_path
 from ..video.clip import load_video_clip
+from .tiny import TINY_RANDOM_WARNING, tiny_random_components
+from .window_codes import generate_window_codes, uses_original_frame_count
 from .windowing import Window, WindowPlan, contribution_spans, plan_windows, stitch_windows
 
-__all__ = ["DEFAULT_MODEL_REPO", "VisagePipeline", "VisagePipelineOutput"]
+__all__ = ["DEFAULT_MODEL_REPO", "VisagePipeline", "VisagePipelineOutput", "build_tiny_random_pipeline"]
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL_REPO = "jaeyeonkim99/visage"
 # Video shared by neighbouring windows: each window continues from the previous one's last second of codes.
@@ -78,17 +84,6 @@ class VisagePipelineOutput(BaseOutput):
     windows: tuple[Window, ...]
     frames: np.ndarray
     equirect: bool
-
-
-class _StepCounter(LogitsProcessor):
-    """Advances the pipeline's progress bar once per decoder step (generate has no step callback)."""
-
-    def __init__(self, bar):
-        self.bar = bar
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        self.bar.update(1)
-        return scores
 
 
 class VisagePipeline(DiffusionPipeline):
@@ -127,24 +122,19 @@ class VisagePipeline(DiffusionPipeline):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> VisagePipeline:
         """Load a saved pipeline (a folder or Hub repo with ``model_index.json``), or a bare model checkpoint
-        (original ViSAGe or converted `VisageForFOA`) through :meth:`from_original`. ``"tiny-random"`` fails at
-        once naming :func:`~visage_hf.pipelines.tiny.build_tiny_random_pipeline`, which builds it.
+        (original ViSAGe or converted `VisageForFOA`) through :meth:`from_original`. ``"tiny-random"`` builds
+        :func:`build_tiny_random_pipeline` (random weights, noise; keyword arguments
+        ``seed``, ``window_video_frames``, ``mode``).
 
         Keyword arguments go to ``DiffusionPipeline.from_pretrained`` (``dtype``, ``revision``, component
         overrides such as ``codec=...``) or to :meth:`from_original`.
 
         Raises:
             FileNotFoundError: a local path that does not exist.
-            ValueError: ``"tiny-random"`` (see above).
         """
         source = os.fspath(pretrained_model_name_or_path)
-        if source == "tiny-random":  # the CLI's name for it; no Hub round trip, no retries
-            # (Built by visage_hf.pipelines.tiny, which imports this module: naming it avoids an import circle.)
-            raise ValueError(
-                "'tiny-random' is not a Hub id or folder: build the tiny random pipeline with "
-                "visage_hf.build_tiny_random_pipeline() (random weights, noise; `--model tiny-random` on the "
-                "command line, or visage_hf.pipelines.loading.load_pipeline('tiny-random'))"
-            )
+        if source == "tiny-random":  # the name `visage generate --model` takes: build it, no Hub
+            return build_tiny_random_pipeline(**kwargs)
         if _is_saved_pipeline(source, kwargs):
             # Pipelines saved by 0.1.0 name `visage_hf.modeling_visage`; diffusers loads components only from
             # modules already imported, so import the old path (an alias of models.modeling_visage) first.
@@ -215,7 +205,7 @@ class VisagePipeline(DiffusionPipeline):
         1 s, at most a quarter of the model's window). In ``mode="original"`` a clip that fits one window is
         one call with the original's own frame count and end padding (see `generate_codes`)."""
         config = self.foa_model.config
-        mode = config._mode(mode)
+        mode = config.resolve_mode(mode)
         window = config.window_video_frames  # what both encoder and decoder hold
         if overlap is None:
             overlap = min(DEFAULT_OVERLAP_SECONDS, window / config.video_fps / 4)
@@ -246,18 +236,20 @@ class VisagePipeline(DiffusionPipeline):
     def load_frames(
         self,
         video,
-        azimuth: float,
-        elevation: float,
+        azimuth: float | None,
+        elevation: float | None,
         start: float = 0.0,
         duration: float | None = None,
         *,
         equirect: bool | None = None,
         overlap: float | None = None,
         mode: str | None = None,
+        camera_path: CameraPath | None = None,
     ) -> tuple[np.ndarray, WindowPlan, bool]:
         """The model's view of a clip: ``(frames (T, H, W, 3) uint8 at the model's fps, window plan, equirect)``.
 
-        ``video`` is a path or 4-fps frames; a 360° video is cropped to the field of view at the direction.
+        ``video`` is a path or 4-fps frames; a 360° video is cropped to the field of view at the direction
+        (``azimuth``/``elevation``, or each frame at its ``camera_path`` direction).
         The output will have ``round(duration · sample_rate)`` samples, and ``frames`` exactly the plan's
         video frames.
         """
@@ -265,7 +257,8 @@ class VisagePipeline(DiffusionPipeline):
         clip = load_video_clip(
             video, azimuth, elevation, start, duration, fps=config.video_fps, equirect=equirect,
             short_side=_processor_short_side(self.image_processor),
-            sampling=getattr(config, "frame_sampling", "ffmpeg"), mode=config._mode(mode),
+            sampling=getattr(config, "frame_sampling", "ffmpeg"), mode=config.resolve_mode(mode),
+            camera_path=camera_path,
         )  # fmt: skip
         num_samples = round(clip.duration * self.sample_rate)
         if num_samples < 1:
@@ -279,11 +272,12 @@ class VisagePipeline(DiffusionPipeline):
     def __call__(
         self,
         video,
-        azimuth: float,
-        elevation: float,
+        azimuth: float | None = None,
+        elevation: float | None = None,
         start: float = 0.0,
         duration: float | None = None,
         *,
+        camera_path: CameraPath | None = None,
         guidance: str | None = None,
         guidance_scale: float | None = None,
         direction_guidance_scale: float | None = None,
@@ -307,6 +301,10 @@ class VisagePipeline(DiffusionPipeline):
             video: a video file path, or uint8 frames ``(T, H, W, 3)`` at 4 fps.
             azimuth, elevation: camera direction in degrees (azimuth counter-clockwise from the front toward
                 the left, elevation up). For 360° input the field of view is cropped there.
+            camera_path: instead of ``azimuth``/``elevation``, a :class:`~visage_hf.video.camera_path.CameraPath`
+                (keyframes in the video's timeline) for a camera that moves: every 4-fps frame gets its own
+                direction, 360° input is cropped frame by frame. It must span ``[start, start + duration]``.
+                The released weights saw one direction per 5-s clip: smooth paths work best.
             start, duration: seconds; ``duration=None`` runs to the end of the video. Any length works.
             guidance, guidance_scale, direction_guidance_scale, do_sample, top_k, top_p, temperature: see
                 :meth:`VisageForFOA.generate` (defaults: the model's generation config; released model: joint
@@ -324,21 +322,25 @@ class VisagePipeline(DiffusionPipeline):
             progress: progress bars (decoder steps, decoding); ``set_progress_bar_config`` also applies.
             return_dict: False returns ``(audio, sample_rate, codes)``.
         """
-        for name in ("image_encoder", "image_processor", "foa_model", "codec"):
-            if getattr(self, name, None) is None:
-                raise ValueError(f"this pipeline has no {name}; load one with from_pretrained({name}=...)")
-        azimuth, elevation = float(wrap_azimuth(azimuth)), float(check_elevation(elevation))
-        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
-            raise ValueError(f"num_samples: expected an integer >= 1, got {num_samples!r}")
-        if not (math.isfinite(crossfade) and crossfade >= 0):
-            raise ValueError(f"crossfade: expected seconds >= 0, got {crossfade!r}")
+        self._check_call(num_samples, crossfade)
+        path = resolve_camera_path(azimuth, elevation, camera_path)
         config = self.foa_model.config
-        mode = config._mode(mode)
+        mode = config.resolve_mode(mode)
         if seed is not None and generator is not None:
             raise ValueError("pass either generator or seed, not both")
         frames, plan, equirect = self.load_frames(
-            video, azimuth, elevation, start, duration, equirect=equirect, overlap=overlap, mode=mode
+            video,
+            None,
+            None,
+            start,
+            duration,
+            equirect=equirect,
+            overlap=overlap,
+            mode=mode,
+            camera_path=path,
         )
+        seconds = plan.num_samples / self.sample_rate
+        azimuth, elevation = frame_directions(path, start, seconds, plan.num_video_frames, config.video_fps)
         if seed is not None:
             generator = torch.Generator(device=self.foa_model.device).manual_seed(int(seed))
         settings = {
@@ -358,11 +360,20 @@ class VisagePipeline(DiffusionPipeline):
             return audio, self.sample_rate, codes
         return VisagePipelineOutput(audio, self.sample_rate, codes, plan.windows, frames, equirect)
 
+    def _check_call(self, num_samples: int, crossfade: float) -> None:
+        for name in ("image_encoder", "image_processor", "foa_model", "codec"):
+            if getattr(self, name, None) is None:
+                raise ValueError(f"this pipeline has no {name}; load one with from_pretrained({name}=...)")
+        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
+            raise ValueError(f"num_samples: expected an integer >= 1, got {num_samples!r}")
+        if not (math.isfinite(crossfade) and crossfade >= 0):
+            raise ValueError(f"crossfade: expected seconds >= 0, got {crossfade!r}")
+
     def generate_codes(
         self,
         frames: np.ndarray,
-        azimuth: float,
-        elevation: float,
+        azimuth: float | np.ndarray,
+        elevation: float | np.ndarray,
         plan: WindowPlan,
         num_samples: int = 1,
         progress: bool = True,
@@ -370,50 +381,32 @@ class VisagePipeline(DiffusionPipeline):
     ) -> torch.LongTensor:
         """Codes ``(num_samples, 4, 9, plan.num_code_frames)`` for conditioning ``frames`` (at the model's fps),
         window by window; window ``k > 0`` gets the codes already written in its prefix span as
-        ``prefix_codes``. ``generate_kwargs`` go to :meth:`VisageForFOA.generate`."""
+        ``prefix_codes``. ``azimuth``/``elevation``: degrees, scalars or one per video frame (a moving camera,
+        see :func:`frame_directions`). ``generate_kwargs`` go to :meth:`VisageForFOA.generate`."""
         model, config = self.foa_model, self.foa_model.config
-        mode = config._mode(generate_kwargs.get("mode"))
+        mode = config.resolve_mode(generate_kwargs.pop("mode", None))
         extractor = VisageFeatureExtractor(
             self.image_encoder,
             self.image_processor,
-            mode="original" if mode == "original" else "default",
+            mode=mode,
             half_precision=mode == "original" and self.half_precision_features,
         )
-        codes = torch.zeros(
-            (num_samples, config.num_channels, config.num_codebooks, plan.num_code_frames), dtype=torch.long
-        )
-        single_original = (
-            mode == "original" and len(plan) == 1 and plan[0].num_video_frames <= config.max_source_positions
-        )
-        bar = self._progress(
-            progress, total=self._count_steps(plan, original_count=single_original), desc="generating codes"
-        )
+
+        def window_conditions(window: Window) -> dict[str, torch.Tensor]:
+            inputs = _window_inputs(extractor, frames, azimuth, elevation, window)
+            return {
+                name: tensor.to(model.device).repeat_interleave(num_samples, dim=0)
+                for name, tensor in inputs.items()
+            }
+
+        own_count = uses_original_frame_count(config, plan, mode)
+        bar = self._progress(progress, total=self._count_steps(plan, own_count), desc="generating codes")
         try:
-            for index, window in enumerate(plan):
-                bar.set_description(f"window {index + 1}/{len(plan)}")
-                inputs = extractor(frames[window.video_start : window.video_stop], azimuth, elevation)
-                inputs = {
-                    name: tensor.to(model.device).repeat_interleave(num_samples, dim=0)
-                    for name, tensor in inputs.items()
-                }
-                prefix = None
-                if window.prefix_frames:
-                    prefix = codes[..., window.code_start : window.code_start + window.prefix_frames]
-                window_codes = model.generate(
-                    **inputs,
-                    prefix_codes=None if prefix is None else prefix.to(model.device),
-                    num_frames=None if single_original else window.num_code_frames,
-                    logits_processor=LogitsProcessorList([_StepCounter(bar)]),
-                    **generate_kwargs,
-                )
-                if window_codes.shape[-1] < window.num_code_frames:  # original mode's own count fell short
-                    window_codes = repeat_last_frame(window_codes, window.num_code_frames)
-                codes[..., window.code_start : window.code_stop] = window_codes[
-                    ..., : window.num_code_frames
-                ].cpu()
+            return generate_window_codes(
+                model, plan, window_conditions, num_samples, mode, bar=bar, **generate_kwargs
+            )
         finally:
             bar.close()
-        return codes
 
     def _progress(self, enabled: bool, iterable=None, total: int | None = None, desc: str | None = None):
         """A tqdm bar like ``self.progress_bar`` (honours ``set_progress_bar_config``), silent when not
@@ -463,7 +456,37 @@ class VisagePipeline(DiffusionPipeline):
         return stitch_windows(pieces, plan, crossfade_samples)
 
 
+def build_tiny_random_pipeline(seed: int = 0, window_video_frames: int = 20, mode: str = "corrected"):
+    """A `VisagePipeline` of :func:`~visage_hf.pipelines.tiny.tiny_random_components` (logs
+    :data:`~visage_hf.pipelines.tiny.TINY_RANDOM_WARNING`)."""
+    logger.warning(TINY_RANDOM_WARNING)
+    return VisagePipeline(**tiny_random_components(seed, window_video_frames, mode))
+
+
 # ============================================================================================== helpers
+
+
+def frame_directions(
+    path: CameraPath, start: float, seconds: float, num_frames: int, fps: float
+) -> tuple[float, float] | tuple[np.ndarray, np.ndarray]:
+    """The camera direction of each of ``num_frames`` video frames of a ``seconds``-long clip starting at
+    ``start`` (frame ``k`` at ``start + k / fps``): two floats for a constant path, else ``(num_frames,)`` degree
+    arrays. A moving path must span the clip."""
+    if path.is_constant:
+        return float(path.azimuth[0]), float(path.elevation[0])
+    path.check_covers(start, start + seconds)
+    return path.directions_at(start + np.arange(num_frames) / fps)
+
+
+def _window_inputs(extractor, frames: np.ndarray, azimuth, elevation, window) -> dict[str, torch.Tensor]:
+    """The extractor's model inputs for one window; a moving camera gets one direction vector per frame."""
+    span = slice(window.video_start, window.video_stop)
+    if np.ndim(azimuth) == 0:
+        return extractor(frames[span], azimuth, elevation)
+    inputs = extractor(frames[span], float(azimuth[span][0]), float(elevation[span][0]))
+    vectors = direction_to_model_vector(azimuth[span], elevation[span])
+    inputs["direction"] = torch.as_tensor(vectors, dtype=inputs["direction"].dtype)[None]
+    return inputs
 
 
 def _check_components(image_encoder, foa_model, codec) -> None:

@@ -1,7 +1,7 @@
 """Training arguments of `visage_hf/train.py`: three `HfArgumentParser` dataclasses and YAML recipes.
 
 Recipe keys (``visage_hf/training/configs/*.yaml``) are the fields of :class:`ModelArguments`, :class:`DataArguments`
-and :class:`TrainingArguments`; command-line flags override them (``--learning_rate 3e-4``). An unknown key,
+and :class:`VisageTrainingArguments`; command-line flags override them (``--learning_rate 3e-4``). An unknown key,
 a value of the wrong type or an inconsistent combination is a ValueError before anything runs.
 """
 
@@ -30,6 +30,7 @@ __all__ = [
     "DataArguments",
     "ModelArguments",
     "TrainingArguments",
+    "VisageTrainingArguments",
     "check_arguments",
     "config_overrides",
     "load_recipe",
@@ -100,7 +101,7 @@ class DataArguments:
 
 
 @dataclass
-class TrainingArguments:
+class VisageTrainingArguments:
     output_dir: str = field(default="runs/visage", metadata={"help": "where checkpoints, logs and model go"})
     overwrite_output_dir: bool = field(default=False, metadata={"help": "discard earlier checkpoints/logs"})
     mode: str = field(
@@ -152,7 +153,10 @@ class TrainingArguments:
     ddp_find_unused_parameters: bool = field(default=False, metadata={"help": "DDP find_unused_parameters"})
 
 
-ARGUMENT_CLASSES = (ModelArguments, DataArguments, TrainingArguments)
+# The 0.1.0 name, kept for old imports; it shadowed `transformers.TrainingArguments` (a different class).
+TrainingArguments = VisageTrainingArguments
+
+ARGUMENT_CLASSES = (ModelArguments, DataArguments, VisageTrainingArguments)
 
 
 def load_recipe(path: str | os.PathLike) -> dict[str, Any]:
@@ -160,10 +164,17 @@ def load_recipe(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"recipe {path} does not exist")
-    recipe = yaml.safe_load(path.read_text()) or {}
+    try:
+        recipe = yaml.safe_load(path.read_text()) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise ValueError(f"recipe {path} is not valid YAML: {' '.join(str(error).split())}") from None
     if not isinstance(recipe, dict):
         raise ValueError(
             f"recipe {path} must be a mapping of argument names to values, got {type(recipe).__name__}"
+        )
+    if not all(isinstance(key, str) for key in recipe):
+        raise ValueError(
+            f"recipe {path}: keys must be argument names, got {[k for k in recipe if not isinstance(k, str)]}"
         )
     known = {f.name for cls in ARGUMENT_CLASSES for f in dataclasses.fields(cls)}
     unknown = sorted(set(recipe) - known)
@@ -178,7 +189,7 @@ def load_recipe(path: str | os.PathLike) -> dict[str, Any]:
 
 def parse_arguments(
     argv: Sequence[str] | None = None,
-) -> tuple[ModelArguments, DataArguments, TrainingArguments]:
+) -> tuple[ModelArguments, DataArguments, VisageTrainingArguments]:
     """``--config recipe.yaml`` supplies defaults; other flags override them."""
     from transformers import HfArgumentParser
 
@@ -214,7 +225,9 @@ def _check_types(arguments) -> None:
             raise ValueError(f"argument {item.name} must be {expected}, got {value!r}")
 
 
-def check_arguments(model_args: ModelArguments, data_args: DataArguments, args: TrainingArguments) -> None:
+def check_arguments(
+    model_args: ModelArguments, data_args: DataArguments, args: VisageTrainingArguments
+) -> None:
     """Everything that can be checked before any process group, model or dataset exists."""
     choice("init_from", model_args.init_from, INIT_CHOICES)
     choice("config_preset", model_args.config_preset, ("full", "tiny"))

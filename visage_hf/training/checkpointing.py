@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import shutil
 from dataclasses import dataclass
@@ -18,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from ..models.configuration_visage import VisageConfig
-from .arguments import TrainingArguments
+from ..utils.files import atomic_write_json, fsync_path
+from .arguments import VisageTrainingArguments
+from .checkpoint_integrity import file_manifest, manifest_problem, newest_intact
 
 __all__ = [
     "COMPLETE_MARKER",
@@ -43,6 +46,7 @@ RESUMABLE_CONFIG_CHANGES = frozenset(
     {"dropout", "attention_dropout", "activation_dropout", "visual_dropout_prob", "direction_dropout_prob"}
     | {"label_smoothing", "use_cache"}
 )
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -57,7 +61,7 @@ class TrainerState:
     seed: int = 0
     num_processes: int = 1  # informational: a run may resume on another number of processes
 
-    def check_compatible(self, args: TrainingArguments, source: Path) -> None:
+    def check_compatible(self, args: VisageTrainingArguments, source: Path) -> None:
         for name in ("global_batch_size", "gradient_accumulation_steps", "seed"):
             if getattr(self, name) != getattr(args, name):
                 raise ValueError(
@@ -66,21 +70,9 @@ class TrainerState:
                 )
 
 
-def _fsync_path(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
 def write_json_atomic(path: Path, payload: Any) -> None:
-    partial = path.with_name(path.name + ".tmp")
-    with open(partial, "w") as handle:
-        json.dump(payload, handle, indent=2)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(partial, path)
+    """``payload`` as JSON at ``path``, atomically and fsynced (a marker must never be seen half-written)."""
+    atomic_write_json(path, payload, sort_keys=False, fsync=True)
 
 
 def _checkpoint_step(path: Path) -> int | None:
@@ -134,13 +126,14 @@ def save_checkpoint(accelerator, model, state: TrainerState, output_dir: Path, k
         accelerator.unwrap_model(model, keep_torch_compile=False).config.to_json_file(staging / "config.json")
         for path in staging.rglob("*"):
             if path.is_file():
-                _fsync_path(path)
-        write_json_atomic(staging / COMPLETE_MARKER, {"step": state.global_step})
-        _fsync_path(staging)
+                fsync_path(path)
+        manifest = file_manifest(staging, exclude=(COMPLETE_MARKER,))
+        write_json_atomic(staging / COMPLETE_MARKER, {"step": state.global_step, "files": manifest})
+        fsync_path(staging)
         if final.exists():
             discard_folder(final)
         os.replace(staging, final)
-        _fsync_path(folder)
+        fsync_path(folder)
         if keep is not None and keep > 0:
             for old in complete_checkpoints(folder)[:-keep]:
                 discard_folder(old)
@@ -148,13 +141,19 @@ def save_checkpoint(accelerator, model, state: TrainerState, output_dir: Path, k
     return final
 
 
-def resolve_resume_checkpoint(args: TrainingArguments) -> Path | None:
+def resolve_resume_checkpoint(args: VisageTrainingArguments) -> Path | None:
     """The checkpoint to resume from: ``latest`` (None when there is none yet) or an explicit complete folder."""
     value = args.resume_from_checkpoint
     if not value:
         return None
     if value == "latest":
-        return find_latest_checkpoint(Path(args.output_dir) / "checkpoints")
+        candidates = complete_checkpoints(Path(args.output_dir) / "checkpoints")
+        found, skipped = newest_intact(candidates, COMPLETE_MARKER)
+        for line in skipped:
+            logger.warning("skipping damaged checkpoint %s", line)
+        if found is None and skipped:
+            raise ValueError(f"no intact checkpoint to resume from: {'; '.join(skipped)}")
+        return found
     path = Path(value)
     if not path.is_dir():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
@@ -162,6 +161,9 @@ def resolve_resume_checkpoint(args: TrainingArguments) -> Path | None:
         raise ValueError(
             f"checkpoint {path} is incomplete (no {COMPLETE_MARKER}): it was interrupted while saving"
         )
+    problem = manifest_problem(path, COMPLETE_MARKER)
+    if problem is not None:
+        raise ValueError(f"checkpoint {path} is damaged: {problem}")
     return path
 
 
@@ -180,7 +182,7 @@ def check_checkpoint_config(checkpoint: Path, config: VisageConfig) -> None:
         raise ValueError(f"checkpoint {checkpoint} was made with a different model config ({detail})")
 
 
-def load_checkpoint(accelerator, checkpoint: Path, args: TrainingArguments) -> TrainerState:
+def load_checkpoint(accelerator, checkpoint: Path, args: VisageTrainingArguments) -> TrainerState:
     """Restore model, optimizer, scheduler and RNG states; return the saved trainer state."""
     state = TrainerState(**json.loads((checkpoint / TRAINER_STATE).read_text()))
     state.check_compatible(args, checkpoint)

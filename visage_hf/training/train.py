@@ -37,28 +37,20 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 import yaml
 from torch import nn
 
 if __package__ in (None, ""):  # run as a file (accelerate launch visage_hf/train.py) from a source checkout
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from visage_hf.data.features import (
-    EpochBatchSampler,
-    FeatureDataset,
-    StreamingFeatureDataset,
-    VisageCollator,
-    load_feature_dataset,
-    rotated_codes_column,
-    rotation_yaws_in,
-)
+from visage_hf.data.collator import EpochBatchSampler, FeatureDataset, StreamingFeatureDataset, VisageCollator
+from visage_hf.data.schema import load_feature_dataset, rotated_codes_column, rotation_yaws_in
 from visage_hf.models.configuration_visage import VisageConfig
 from visage_hf.models.modeling_visage import VisageForFOA
 from visage_hf.training.arguments import (
     DataArguments,
     ModelArguments,
-    TrainingArguments,
+    VisageTrainingArguments,
     choice,
     config_overrides,
     parse_arguments,
@@ -67,13 +59,14 @@ from visage_hf.training.checkpointing import (
     TrainerState,
     check_checkpoint_config,
     complete_checkpoints,
-    discard_folder,
     load_checkpoint,
     remove_partial_checkpoints,
     resolve_resume_checkpoint,
     save_checkpoint,
     write_json_atomic,
 )
+from visage_hf.training.metrics_log import MetricsLog, evaluate, stream_groups  # noqa: F401 (old path of stream_groups)
+from visage_hf.utils.files import atomic_write_text, staged_directory
 
 logger = logging.getLogger("visage_hf.training.train")
 
@@ -81,7 +74,7 @@ ORIGINAL_NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight")
 
 
 # ------------------------------------------------------------------------------------------------ building
-def build_accelerator(args: TrainingArguments):
+def build_accelerator(args: VisageTrainingArguments):
     """An `Accelerator` with split global batches, trackers under ``output_dir/logs`` and our DDP settings."""
     from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataParallelKwargs
     from accelerate.utils import ProjectConfiguration
@@ -139,7 +132,9 @@ def enable_activation_checkpointing(model: VisageForFOA) -> None:
     enable()
 
 
-def build_datasets(accelerator, data_args: DataArguments, args: TrainingArguments, config: VisageConfig):
+def build_datasets(
+    accelerator, data_args: DataArguments, args: VisageTrainingArguments, config: VisageConfig
+):
     """(train, eval or None) feature datasets; columns and widths are checked here, before training."""
     if data_args.synthetic_task:
         files = _synthetic_files(accelerator, Path(args.output_dir) / "synthetic_data", config)
@@ -196,7 +191,7 @@ def _synthetic_files(accelerator, folder: Path, config: VisageConfig) -> dict[st
     return json.loads(done.read_text())["files"]
 
 
-def resolve_rotation(data_args: DataArguments, args: TrainingArguments, train_dataset) -> str:
+def resolve_rotation(data_args: DataArguments, args: VisageTrainingArguments, train_dataset) -> str:
     """The rotation augmentation in force (see `DataArguments.rotation`), checked against the columns."""
     yaws = rotation_yaws_in(train_dataset.columns)
     rotation = data_args.rotation
@@ -211,7 +206,9 @@ def resolve_rotation(data_args: DataArguments, args: TrainingArguments, train_da
     return rotation
 
 
-def build_collators(data_args: DataArguments, args: TrainingArguments, config: VisageConfig, train_dataset):
+def build_collators(
+    data_args: DataArguments, args: VisageTrainingArguments, config: VisageConfig, train_dataset
+):
     """(train collator, eval collator). Original mode: per-batch dropout, also during validation."""
     original = args.mode == "original"
     common = {"window_seconds": data_args.window_seconds, "mode": args.mode, "seed": args.seed}
@@ -235,7 +232,7 @@ def build_collators(data_args: DataArguments, args: TrainingArguments, config: V
 
 
 def build_dataloaders(
-    accelerator, data_args: DataArguments, args: TrainingArguments, config, train, evaluation
+    accelerator, data_args: DataArguments, args: VisageTrainingArguments, config, train, evaluation
 ):
     """(train loader, eval loader or None, train sampler or None for streaming); global micro-batches."""
     from torch.utils.data import DataLoader
@@ -294,7 +291,7 @@ def parameter_groups(model: nn.Module, weight_decay: float, rule: str = "correct
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def build_optimizer_and_scheduler(model: nn.Module, args: TrainingArguments, total_steps: int):
+def build_optimizer_and_scheduler(model: nn.Module, args: VisageTrainingArguments, total_steps: int):
     """AdamW (decay rule by mode) and a transformers schedule (warm-up + constant / cosine / ...)."""
     from transformers import get_scheduler
 
@@ -309,18 +306,6 @@ def build_optimizer_and_scheduler(model: nn.Module, args: TrainingArguments, tot
         args.lr_scheduler_type, optimizer, num_warmup_steps=args.warmup_steps, num_training_steps=total_steps
     )
     return optimizer, scheduler
-
-
-# ------------------------------------------------------------------------------------------------ evaluation groups
-def stream_groups(config: VisageConfig) -> dict[str, list[int]]:
-    """Streams of each validation group: W coarse / fine, spatial (Y, Z, X) coarse / fine."""
-    levels = config.num_codebooks
-    groups = {"w_coarse": [0], "w_fine": list(range(1, levels))}
-    if not config.is_mono:
-        spatial = range(levels, config.num_streams)
-        groups["spatial_coarse"] = [j for j in spatial if j % levels == 0]
-        groups["spatial_fine"] = [j for j in spatial if j % levels != 0]
-    return groups
 
 
 # ------------------------------------------------------------------------------------------------ steps
@@ -341,96 +326,6 @@ def train_step(accelerator, model, optimizer, scheduler, batch: dict, max_grad_n
     return outputs.loss.detach(), outputs.stream_losses.detach(), grad_norm
 
 
-def token_losses(
-    logits: torch.Tensor, labels: torch.Tensor, pad_id: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-sample, per-stream cross-entropy sums and token counts, ``(batch, streams)`` each."""
-    labels = labels.masked_fill(labels == pad_id, -100)
-    valid = labels != -100
-    losses = F.cross_entropy(
-        logits.flatten(0, 2).float(), labels.flatten(), ignore_index=-100, reduction="none"
-    ).view(labels.shape)
-    return (losses * valid).sum(1), valid.sum(1).float()
-
-
-@torch.no_grad()
-def evaluate(accelerator, model, eval_loader, config: VisageConfig) -> dict[str, float]:
-    """Validation loss over the whole split: each stream's token-mean cross-entropy; ``eval/loss`` is their sum
-    (the training loss's scale), ``eval/loss_<group>`` the mean over a group's streams (nats per token)."""
-    model.eval()
-    totals = torch.zeros(config.num_streams, device=accelerator.device)
-    counts = torch.zeros(config.num_streams, device=accelerator.device)
-    for batch in eval_loader:
-        labels = batch.pop("labels")
-        logits = model(**batch).logits
-        sums, tokens = accelerator.gather_for_metrics(token_losses(logits, labels, config.code_pad_id))
-        totals += sums.sum(0)
-        counts += tokens.sum(0)
-    model.train()
-    means = totals / counts.clamp(min=1)
-    metrics = {"eval/loss": float(means.sum())}
-    for name, streams in stream_groups(config).items():
-        metrics[f"eval/loss_{name}"] = float(means[streams].mean())
-    return metrics
-
-
-class MetricsLog:
-    """Training metrics: accumulated between logging steps, reduced over processes, written to the trackers and
-    (main process) to ``train_log.jsonl``."""
-
-    def __init__(self, accelerator, output_dir: Path, config: VisageConfig):
-        self.accelerator = accelerator
-        self.path = output_dir / "train_log.jsonl"
-        self.groups = stream_groups(config)
-        self.losses: list[torch.Tensor] = []
-        self.stream_losses: list[torch.Tensor] = []
-        self.grad_norm: float | None = None
-
-    def truncate(self, step: int) -> None:
-        """Drop records after ``step`` (a resumed run recomputes them)."""
-        if not (self.accelerator.is_main_process and self.path.is_file()):
-            return
-        kept = []
-        for line in self.path.read_text().splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:  # a line cut by a kill
-                continue
-            if record.get("step", 0) <= step:
-                kept.append(line)
-        partial = self.path.with_name(self.path.name + ".tmp")
-        partial.write_text("".join(line + "\n" for line in kept))
-        os.replace(partial, self.path)
-
-    def add(self, loss: torch.Tensor, stream_losses: torch.Tensor, grad_norm) -> None:
-        self.losses.append(loss)
-        self.stream_losses.append(stream_losses)
-        if grad_norm is not None:
-            self.grad_norm = float(grad_norm)
-
-    def flush(self, step: int, epoch: float, learning_rate: float) -> dict[str, float]:
-        loss = self.accelerator.reduce(torch.stack(self.losses).mean(), reduction="mean")
-        streams = self.accelerator.reduce(torch.stack(self.stream_losses).mean(0), reduction="mean")
-        record = {"train/loss": float(loss), "train/learning_rate": learning_rate, "train/epoch": epoch}
-        if self.grad_norm is not None:
-            record["train/grad_norm"] = self.grad_norm
-        for name, indices in self.groups.items():
-            record[f"train/loss_{name}"] = float(streams[indices].mean())
-        self.losses, self.stream_losses, self.grad_norm = [], [], None
-        self.write(step, record)
-        return record
-
-    def write(self, step: int, record: dict[str, float]) -> None:
-        self.accelerator.log(record, step=step)
-        if self.accelerator.is_main_process and "eval/loss" in record:  # the console, not only the logs
-            from tqdm.auto import tqdm
-
-            tqdm.write(f"step {step}: eval loss {record['eval/loss']:.4f}")
-        if self.accelerator.is_main_process:
-            with open(self.path, "a") as handle:
-                handle.write(json.dumps({"step": step, **record}) + "\n")
-
-
 # ------------------------------------------------------------------------------------------------ run
 @dataclass
 class TrainingRun:
@@ -444,7 +339,7 @@ class TrainingRun:
     eval_loader: Any
     sampler: EpochBatchSampler | None
     config: VisageConfig
-    args: TrainingArguments
+    args: VisageTrainingArguments
     state: TrainerState
     total_steps: int
     steps_per_epoch: int | None
@@ -514,9 +409,7 @@ def setup(argv: Sequence[str] | None = None) -> TrainingRun:
         recipe = {
             f.name: getattr(a, f.name) for a in (model_args, data_args, args) for f in dataclasses.fields(a)
         }
-        partial = output_dir / "training_args.yaml.tmp"
-        partial.write_text(yaml.safe_dump(recipe, sort_keys=False))
-        os.replace(partial, output_dir / "training_args.yaml")
+        atomic_write_text(output_dir / "training_args.yaml", yaml.safe_dump(recipe, sort_keys=False))
     init_kwargs = {"tensorboard": {"purge_step": state.global_step + 1}} if state.global_step else {}
     accelerator.init_trackers(
         args.project_name, config=_tracker_config(model_args, data_args, args), init_kwargs=init_kwargs
@@ -614,13 +507,9 @@ def save_final_model(run: TrainingRun) -> Path:
     if accelerator.is_main_process:
         # torch.compile wraps the module: its state-dict keys carry an `_orig_mod.` prefix.
         state_dict = {key.removeprefix("_orig_mod."): value for key, value in state_dict.items()}
-        staging = target.with_name("model.tmp")
-        shutil.rmtree(staging, ignore_errors=True)
         model = accelerator.unwrap_model(run.model, keep_torch_compile=False)
-        model.save_pretrained(staging, state_dict=state_dict, save_function=accelerator.save)
-        if target.exists():
-            discard_folder(target)
-        os.replace(staging, target)
+        with staged_directory(target, overwrite=True) as staging:
+            model.save_pretrained(staging, state_dict=state_dict, save_function=accelerator.save)
     accelerator.wait_for_everyone()
     return target
 

@@ -76,17 +76,19 @@ def install_moved_module_finder() -> None:
         sys.meta_path.insert(0, _MovedModuleFinder())  # before the path finders: old files may linger
 
 
-def forward_names_to(package: str, module: str) -> Callable[[str], object]:
-    """A module ``__getattr__`` for ``package`` that serves the names of its submodule ``module`` (lazily).
+def forward_names_to(package: str, *modules: str) -> Callable[[str], object]:
+    """A module ``__getattr__`` for ``package`` that serves the names of its submodules ``modules`` (lazily,
+    the first module that has the name wins; a submodule is imported only when the ones before it lack it).
 
     Unknown names raise AttributeError, so ``from package import submodule`` still imports the submodule.
     """
 
     def __getattr__(name: str):
         if not name.startswith("__"):
-            target = importlib.import_module(f"{package}.{module}")
-            if hasattr(target, name):
-                return getattr(target, name)
+            for module in modules:
+                target = importlib.import_module(f"{package}.{module}")
+                if hasattr(target, name):
+                    return getattr(target, name)
         raise AttributeError(f"module {package!r} has no attribute {name!r}")
 
     return __getattr__

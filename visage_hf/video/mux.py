@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -22,6 +21,7 @@ import av
 import numpy as np
 
 from ..audio.io import check_foa, check_sample_rate, resample
+from ..utils.files import temporary_sibling as _temporary_path
 from .io import first_video_stream, open_media, probe, segment_frames
 from .sa3d import inject_spatial_metadata
 
@@ -41,14 +41,6 @@ _AUDIO_CODECS = {
 }
 _DEFAULT_BITRATE = {"aac": 384_000, "opus": 512_000}
 _AUDIO_CHUNK = 4096
-
-
-def _temporary_path(path: Path, suffix: str) -> Path:
-    """A fresh hidden sibling of ``path`` (created empty, umask permissions, unlike ``tempfile.mkstemp``)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}{suffix}")
-    temporary.touch(exist_ok=False)
-    return temporary
 
 
 def _frame_rate(fps) -> Fraction:

@@ -1,4 +1,4 @@
-"""Tests of visage_hf.data.features: feature datasets, crop windows, rotation augmentation, guidance dropout, the pattern.
+"""Tests of visage_hf.data.collator (and the schema it reads, visage_hf.data.schema): feature datasets, crop windows, rotation augmentation, guidance dropout, the pattern.
 
 References are independent of the code under test: the original's pattern rows written as a loop
 (docs/original-implementation.md §2.2), its crop rule (§4.2), its direction formula and a+45 wrap (§4.3, §5.5),
@@ -15,16 +15,14 @@ import pytest
 import torch
 from accelerate.data_loader import BatchSamplerShard
 
-from visage_hf.data.features import (
+from visage_hf.data.collator import (
     EpochBatchSampler,
     FeatureDataset,
     SampleKey,
     StreamingFeatureDataset,
     VisageCollator,
-    feature_schema,
-    load_feature_dataset,
-    rotated_codes_column,
 )
+from visage_hf.data.schema import feature_schema, load_feature_dataset, rotated_codes_column
 from visage_hf.directions import model_direction_vector
 from visage_hf.models.configuration_visage import VisageConfig
 
