@@ -132,6 +132,8 @@ def test_bash_blocks_run_as_written(scratch):
             assert result.returncode == 0, (
                 f"README step failed: {step}\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
             )
+            if "visage_hf/train.py" in step:  # the console says how evaluation went and where the model is
+                assert "eval loss" in result.stdout + result.stderr and "model saved to" in result.stdout
             ran.append(step)
     assert any(step.startswith("visage generate") for step in ran), ran
     for name in (

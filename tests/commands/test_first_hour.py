@@ -377,3 +377,15 @@ def test_energy_map_picture_names_its_marks_and_shows_the_camera():
         "loudest direction",
         "camera direction",
     ]
+
+
+def test_training_options_are_not_abbreviated():
+    """Item 11: `--max_step 5` and `--learning_rat 1e-3` were read as --max_steps / --learning_rate while the
+    YAML refuses unknown keys; both spellings are now refused alike."""
+    from visage_hf.training.arguments import parse_arguments
+
+    for wrong in (["--max_step", "5"], ["--learning_rat", "1e-3"]):
+        with pytest.raises((ValueError, SystemExit)):
+            parse_arguments(["--config", str(TINY_RECIPE), *wrong])
+    *_, args = parse_arguments(["--config", str(TINY_RECIPE), "--max_steps", "5"])
+    assert args.max_steps == 5
