@@ -212,7 +212,9 @@ def _generation_results() -> dict[str, gr.components.Component]:
             label="AmbiX WAV · 4 ch W, Y, Z, X (SN3D)", interactive=False, elem_id="foa-file"
         )
         ui["mp4_file"] = gr.File(
-            label="YouTube-ready MP4 (spatial audio)", interactive=False, elem_id="mp4-file"
+            label="YouTube-ready 360° MP4 (spatial audio turns with the viewer)",
+            interactive=False,
+            elem_id="mp4-file",
         )
     with gr.Accordion("Energy map of the whole clip", open=False):
         ui["energy"] = gr.Image(label="Energy map", interactive=False, buttons=["download"])
