@@ -51,7 +51,10 @@ needle show where you face, blue where the camera looks). Directions: azimuth co
 elevation up. AmbiX = ACN channel order W, Y, Z, X with SN3D normalisation.
 [Model card](https://huggingface.co/jaeyeonkim99/visage) ·
 [Paper](https://arxiv.org/abs/2506.12199) ·
-[Code](https://github.com/visage-hf/visage-hf): `visage generate VIDEO --azimuth A --elevation E -o out/` for any length.
+[Code](https://github.com/visage-hf/visage-hf): `visage generate VIDEO --azimuth A --elevation E -o out/` for any length,
+or `--camera-path path.csv` for a camera that pans (keyframes `time,azimuth,elevation`; the released weights saw one
+direction per 5-s clip, so smooth paths work best). The MP4 to download is a 360° video: the clip painted on the
+sphere where the camera looked, with the spatial audio YouTube turns with the viewer.
 """
 LISTEN_INTRO = """
 Already have first-order ambisonics — a recording, or the `foa_ambix.wav` / `spatial.mp4` that `visage generate`
@@ -212,7 +215,9 @@ def _generation_results() -> dict[str, gr.components.Component]:
             label="AmbiX WAV · 4 ch W, Y, Z, X (SN3D)", interactive=False, elem_id="foa-file"
         )
         ui["mp4_file"] = gr.File(
-            label="YouTube-ready MP4 (spatial audio)", interactive=False, elem_id="mp4-file"
+            label="YouTube-ready 360° MP4 (spatial audio turns with the viewer)",
+            interactive=False,
+            elem_id="mp4-file",
         )
     with gr.Accordion("Energy map of the whole clip", open=False):
         ui["energy"] = gr.Image(label="Energy map", interactive=False, buttons=["download"])

@@ -153,6 +153,14 @@ def add_generate_command(subparsers) -> None:
     )
     parser.add_argument("video", help="video file (a field-of-view clip, or a 360° equirectangular video)")
     add_direction_arguments(parser, "camera")
+    parser.set_defaults(azimuth=None, elevation=None)  # None = not given (0 unless --camera-path)
+    parser.add_argument(
+        "--camera-path",
+        metavar="CSV",
+        help="a moving camera instead of --azimuth/--elevation: a CSV with the columns time,azimuth,elevation "
+        "(seconds in the video's timeline, degrees), interpolated along the great circle; it must span the "
+        "clip. The released weights saw one direction per 5-s clip: smooth paths work best",
+    )
     parser.add_argument("--start", type=start_seconds, default=0.0, help="seconds into the video (default 0)")
     parser.add_argument(
         "--duration", type=positive_seconds, default=None, help="seconds (default: to the end of the video)"
@@ -215,6 +223,29 @@ def _check_output_folder(output: Path, overwrite: bool) -> None:
         )
 
 
+def _camera_path(args: argparse.Namespace):
+    """The camera of the call: --camera-path, or the fixed --azimuth/--elevation (refused together)."""
+    from ..video.camera_path import CameraPath
+
+    if args.camera_path is None:
+        return CameraPath.constant(args.azimuth or 0.0, args.elevation or 0.0)
+    if args.azimuth is not None or args.elevation is not None:
+        raise CommandError("--camera-path replaces --azimuth/--elevation: pass one or the other")
+    path = CameraPath.from_csv(args.camera_path)
+    if args.duration is not None:
+        path.check_covers(args.start, args.start + args.duration)
+    return path
+
+
+def _describe_path(path) -> str:
+    if path.is_constant:
+        return describe_direction(float(path.azimuth[0]), float(path.elevation[0]))
+    return (
+        f"a path of {len(path.times)} keyframes from {describe_direction(path.azimuth[0], path.elevation[0])} "
+        f"to {describe_direction(path.azimuth[-1], path.elevation[-1])}"
+    )
+
+
 def run_generate(args: argparse.Namespace) -> int:
     from ..pipelines.export import export_generation
     from ..video.clip import probe_clip
@@ -226,15 +257,15 @@ def run_generate(args: argparse.Namespace) -> int:
     check_sampling_arguments(args)
     # Bad input fails before a model is loaded (which may mean a download).
     probe_clip(args.video, args.start, args.duration)
+    path = _camera_path(args)
     pipe = load_pipeline(
         args.model or default_model(), args.device, args.dtype, args.quiet, args.clip, args.codec
     )
     result = pipe(
         args.video,
-        args.azimuth,
-        args.elevation,
-        args.start,
-        args.duration,
+        start=args.start,
+        duration=args.duration,
+        camera_path=path,
         guidance=args.guidance,
         guidance_scale=args.guidance_scale,
         direction_guidance_scale=args.direction_guidance_scale,
@@ -248,18 +279,17 @@ def run_generate(args: argparse.Namespace) -> int:
     )
     foa = result.audio[0]
     seconds = foa.shape[-1] / result.sample_rate
-    direction = describe_direction(args.azimuth, args.elevation)
+    direction = _describe_path(path)
     files = export_generation(
         output,
         foa,
         result.sample_rate,
-        args.azimuth,
-        args.elevation,
+        camera_path=path,
         video=args.video,
         video_start=args.start,
         equirect=result.equirect,
         output_sample_rate=args.sample_rate,
-        title=f"generated FOA, camera az {args.azimuth:+.0f}°, el {args.elevation:+.0f}°",
+        title=f"generated FOA, camera {direction}",
     )
     kind = "360° video, field of view cropped at the camera" if result.equirect else "field-of-view video"
     rate = files.sample_rate

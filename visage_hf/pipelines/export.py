@@ -170,7 +170,7 @@ def export_generation(
                 energy_map(foa),
                 staging / OUTPUT_FILES["energy_map"],
                 title=title,
-                camera=None if azimuth is None else (azimuth, elevation or 0.0),
+                camera=_camera_marks(path, float(video_start), foa.shape[-1] / sample_rate),
             ),
         }
         if video is not None:
@@ -186,6 +186,14 @@ def export_generation(
         sample_rate=rate,
         video_360=final.get("video_360"),
     )
+
+
+def _camera_marks(path: CameraPath, start: float, seconds: float) -> tuple[float, float] | np.ndarray:
+    """Where the energy-map picture marks the camera: its direction, or the path at 4 points a second."""
+    if path.is_constant:
+        return float(path.azimuth[0]), float(path.elevation[0])
+    azimuth, elevation = path.directions_at(start + np.arange(0.0, seconds + 1e-9, 0.25))
+    return np.stack([azimuth, elevation], axis=-1)
 
 
 def _write_videos(

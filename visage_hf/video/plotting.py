@@ -31,7 +31,7 @@ def plot_energy_map(
     window_seconds: float | None = None,
     mark_peak: bool = True,
     max_frames: int = 60,
-    camera: tuple[float, float] | None = None,
+    camera: tuple[float, float] | np.ndarray | None = None,
 ) -> Path:
     """Write an energy map as an equirectangular heat map PNG (atomically) and return its path.
 
@@ -46,7 +46,8 @@ def plot_energy_map(
             says so when there are more.
         path: output ``.png``.
         title: figure title.
-        camera: ``(azimuth, elevation)`` degrees of the camera, marked with a circle; a legend names the marks.
+        camera: ``(azimuth, elevation)`` degrees of the camera, marked with a circle, or ``(k, 2)`` directions
+            of a moving camera (its path, one small circle each); a legend names the marks.
     """
     # The Agg canvas is attached to this figure only: no pyplot, no global backend switch, no GUI.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -117,9 +118,12 @@ def _draw_map(axis, energy_map: np.ndarray, low: float, high: float, mark_peak: 
             label="loudest direction",
         )
     if camera is not None:
-        azimuth = (float(camera[0]) + 180.0) % 360.0 - 180.0  # the map's range, -180..180
-        axis.plot(azimuth, float(camera[1]), marker="o", markersize=9, markerfacecolor="none",
-                  markeredgecolor="cyan", linestyle="none", label="camera direction")  # fmt: skip
+        track = np.atleast_2d(np.asarray(camera, dtype=np.float64))  # one direction, or a path (k, 2)
+        azimuth = (track[:, 0] + 180.0) % 360.0 - 180.0  # the map's range, -180..180
+        moving = len(track) > 1
+        axis.plot(azimuth, track[:, 1], marker="o", markersize=4 if moving else 9, markerfacecolor="none",
+                  markeredgecolor="cyan", linestyle="none",
+                  label="camera path (4 fps)" if moving else "camera direction")  # fmt: skip
     if mark_peak or camera is not None:
         axis.legend(loc="lower left", fontsize=7, framealpha=0.6)
     return image
