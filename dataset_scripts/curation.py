@@ -3,8 +3,8 @@
 The paper keeps a 5 s clip when its ambisonic channels all carry signal (**per-channel amplitude** check),
 when enough of its seconds are loud enough (**per-second RMS** validity, the **3-of-5 s rule**), and chooses
 the camera direction of the field-of-view crop at the **maximum of the audio energy map** (where the sound
-comes from). The thresholds are not given in the material this project works from
-(reference/original-visage.md, ecosystem.md), so every threshold is a parameter of :class:`CurationThresholds`
+comes from). The thresholds are not given in the material this project works from (the paper and the
+original's code, docs/original-implementation.md), so every threshold is a parameter of :class:`CurationThresholds`
 with a documented default chosen here:
 
 * ``min_channel_peak = 1e-3`` (−60 dBFS): a channel whose peak stays below this is treated as dead (a fake
@@ -99,10 +99,17 @@ def crop_direction(
     foa: np.ndarray, resolution: float = 2.0, normalization: str = "sn3d"
 ) -> tuple[float, float]:
     """Direction ``(azimuth, elevation)`` degrees (public convention) of the clip's audio energy-map maximum:
-    where the field-of-view crop should look. Grid of ``resolution`` degrees (2°, the original's)."""
-    return direction_from_energy_map(
+    where the field-of-view crop should look. Grid of ``resolution`` degrees (2°, the original's).
+
+    Raises:
+        ValueError: the clip is silent (its energy map is flat: there is nowhere to look).
+    """
+    azimuth, elevation = direction_from_energy_map(
         energy_map(check_foa(foa), resolution=resolution, normalization=normalization)
     )
+    if azimuth != azimuth:  # NaN: a flat map
+        raise ValueError("the clip is silent (a flat energy map): no direction for the field-of-view crop")
+    return azimuth, elevation
 
 
 def curate_clip(

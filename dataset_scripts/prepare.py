@@ -69,6 +69,7 @@ from visage_hf.audio.io import write_audio
 from visage_hf.directions import indices_to_direction, wrap_azimuth
 from visage_hf.video.equirect import fov_crop
 from visage_hf.video.io import probe, read_frames, write_video
+from visage_hf.video.sampling import FRAME_SAMPLINGS
 
 __all__ = [
     "ClipFiltered",
@@ -100,6 +101,7 @@ class PrepareOptions:
     fov: float = 90.0
     fov_size: int = 224
     mode: str = "corrected"
+    frame_sampling: str = "ffmpeg"
     equirect_width: int | None = ORIGINAL_EQUIRECT_WIDTH
     stereo_layout: str = "auto"
     short_side: int = 224
@@ -111,6 +113,10 @@ class PrepareOptions:
     def __post_init__(self):
         if self.mode not in ("corrected", "original"):
             raise UsageError(f"--mode must be 'corrected' or 'original', got {self.mode!r}")
+        if self.frame_sampling not in FRAME_SAMPLINGS:
+            raise UsageError(
+                f"--frame-sampling must be one of {FRAME_SAMPLINGS}, got {self.frame_sampling!r}"
+            )
         if self.channel_order not in ("ambix", "fuma"):
             raise UsageError(f"--channel-order must be 'ambix' or 'fuma', got {self.channel_order!r}")
         if not (self.fps > 0 and 0 < self.fov < 180 and self.fov_size >= 8 and self.short_side >= 8):
@@ -249,8 +255,16 @@ def prepare_clip(
     info = video_info or probe(job.video_path)
     size, frame_layout = _read_size(job, options, info.width, info.height)
     seconds = audio.shape[1] / sample_rate
-    frames, _ = read_frames(job.video_path, fps=options.fps, start=job.start, duration=seconds, size=size)
+    frames, _ = read_frames(
+        job.video_path,
+        fps=options.fps,
+        start=job.start,
+        duration=seconds,
+        size=size,
+        sampling=options.frame_sampling,
+    )
     expected = math.ceil(seconds * options.fps - 1e-6)
+    frames = frames[:expected]  # FFmpeg's sampling writes a frame or two past the end; the original kept 20
     if (
         len(frames) < expected
         and job.min_seconds is not None
@@ -285,6 +299,7 @@ def prepare_clip(
             "elevation": elevation,
             "direction_source": direction_source,
             "fps": options.fps,
+            "frame_sampling": options.frame_sampling,
             "num_frames": len(frames),
             "frame_size": [int(frames.shape[2]), int(frames.shape[1])],
             "sample_rate": int(sample_rate),
@@ -508,6 +523,14 @@ def build_parser() -> argparse.ArgumentParser:
     clip.add_argument("--fov-size", type=int, default=224, help="field-of-view frame size, pixels")
     clip.add_argument("--mode", default="corrected", choices=("corrected", "original"), help="FoV projection")
     clip.add_argument(
+        "--frame-sampling",
+        default="ffmpeg",
+        choices=FRAME_SAMPLINGS,
+        help="which source frames make the 4-fps frames: 'ffmpeg' (default; as the original's `ffmpeg -ss S "
+        "-to S+5 -r 4`, what the released model saw) or 'exact' (the frame shown at k/fps; record it as the "
+        "model config's frame_sampling)",
+    )
+    clip.add_argument(
         "--equirect-width", type=int, default=ORIGINAL_EQUIRECT_WIDTH, help="0: keep the source size"
     )
     clip.add_argument("--stereo-layout", default="auto", choices=("auto", "mono", "top-bottom", "left-right"))
@@ -594,6 +617,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         fov=args.fov,
         fov_size=args.fov_size,
         mode=args.mode,
+        frame_sampling=args.frame_sampling,
         equirect_width=args.equirect_width or None,
         stereo_layout=args.stereo_layout,
         short_side=args.short_side,

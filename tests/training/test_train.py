@@ -190,11 +190,28 @@ def test_two_processes_learn_the_direction_and_match_one_process(two_process_run
     assert np.mean(mirrored_y) > 0.7
 
 
-def test_sigkill_after_a_checkpoint_then_resume_continues_the_curve(reference_run, task, tmp_path):
+# The real recipes train with dropout 0.1: the resume test uses it, so a resume that did not restore torch's
+# random state (the dropout masks) would leave the reference curve.
+DROPOUT = ("--config_overrides", json.dumps(dict(load_recipe(TINY)["config_overrides"], dropout=0.1)))
+
+
+@pytest.fixture(scope="module")
+def dropout_reference_run(task, tmp_path_factory) -> Path:
+    """The reference run with dropout 0.1: one process, 40 steps, checkpoints every 16."""
+    output = tmp_path_factory.mktemp("reference_dropout")
+    arguments = run_arguments(task, output, STEPS, 16, extra=DROPOUT)
+    run([sys.executable, str(TRAIN_SCRIPT), *arguments], output / "stdout.txt")
+    return output
+
+
+def test_sigkill_after_a_checkpoint_then_resume_continues_the_curve(
+    dropout_reference_run, reference_run, task, tmp_path
+):
+    reference_run_without_dropout, reference_run = reference_run, dropout_reference_run
     output = tmp_path / "killed"
     # Far more steps than the reference: it must still be running when killed (the constant schedule makes
     # the learning rate independent of max_steps).
-    command = [sys.executable, str(TRAIN_SCRIPT), *run_arguments(task, output, 10_000, 16)]
+    command = [sys.executable, str(TRAIN_SCRIPT), *run_arguments(task, output, 10_000, 16, extra=DROPOUT)]
     with open(tmp_path / "killed.txt", "w") as handle:
         process = subprocess.Popen(
             command, stdout=handle, stderr=subprocess.STDOUT, env=subprocess_env(), start_new_session=True
@@ -220,7 +237,7 @@ def test_sigkill_after_a_checkpoint_then_resume_continues_the_curve(reference_ru
 
     resume = [
         *command[:2],
-        *run_arguments(task, output, STEPS, 16, extra=("--resume_from_checkpoint", "latest")),
+        *run_arguments(task, output, STEPS, 16, extra=(*DROPOUT, "--resume_from_checkpoint", "latest")),
     ]
     run(resume, tmp_path / "resumed.txt")
     assert f"resumed from {survived}" in (tmp_path / "resumed.txt").read_text()
@@ -228,6 +245,11 @@ def test_sigkill_after_a_checkpoint_then_resume_continues_the_curve(reference_ru
 
     train, evaluation, steps = read_log(output)
     reference_train, reference_eval, _ = read_log(reference_run)
+    without_dropout, _, _ = read_log(reference_run_without_dropout)
+    # Dropout is live: its curve is not the dropout-free one (so the random state matters).
+    assert any(
+        abs(reference_train[s] - without_dropout[s]) > 1e-3 * without_dropout[s] for s in range(2, STEPS)
+    )
     assert steps == list(range(1, STEPS + 1))  # records after the checkpoint were replaced, not duplicated
     for step in range(1, STEPS + 1):
         assert train[step] == pytest.approx(reference_train[step], rel=1e-5), step
@@ -308,7 +330,7 @@ def test_weight_decay_groups_original_and_corrected():
 
     original = no_decay("original")
     # The original's rule on our names: biases and every *_layer_norm are exempt; layernorm_embedding,
-    # embeddings and the bos/eos/null vectors are decayed (as in the original, reference §4.1).
+    # embeddings and the bos/eos/null vectors are decayed (as in the original, docs/original-implementation.md §4.1).
     assert "model.decoder.layers.0.self_attn_layer_norm.weight" in original
     assert "model.encoder.layers.0.final_layer_norm.weight" in original
     assert "heads.3.bias" in original
@@ -351,7 +373,8 @@ def test_init_from_mono_copies_w_into_the_spatial_channels(tmp_path):
     mono.save_pretrained(tmp_path / "mono")
     model = build_model(ModelArguments(init_from="mono", model_name_or_path=str(tmp_path / "mono")))
     assert model.config.num_channels == 4
-    for stream in (9, 22, 35):  # Y q0, Z q4, X q8 start as W q(stream mod 9) — reference §1.6 step 3
+    # Y q0, Z q4, X q8 start as W q(stream mod 9): docs/original-implementation.md §1.6 step 3
+    for stream in (9, 22, 35):
         torch.testing.assert_close(model.heads[stream].weight, mono.heads[stream % 9].weight)
         torch.testing.assert_close(
             model.model.decoder.embed_codes[stream].weight, mono.model.decoder.embed_codes[stream % 9].weight

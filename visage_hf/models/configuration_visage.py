@@ -25,6 +25,9 @@ from transformers.activations import ACT2FN
 from .patterns import PATTERN_NAMES, CodePattern, get_pattern
 
 MODES = ("corrected", "original")
+# The samplings of :mod:`visage_hf.video.sampling` (repeated here: modules of the auto_map chain import only
+# their siblings).
+FRAME_SAMPLINGS = ("exact", "ffmpeg")
 GUIDANCE_MODES = ("joint", "dual", "visual", "direction", "none")
 
 # Defaults written into `model.generation_config` (transformers keeps generation settings out of the model
@@ -64,6 +67,10 @@ class VisageConfig(PreTrainedConfig):
         pattern: code interleaving pattern, one of ``visage``, ``delay``, ``parallel``, ``flatten``, ``custom``.
         pattern_delays, pattern_substeps: the stream delays and sub-steps per frame of a ``custom`` pattern.
         mode: ``"corrected"`` (default) or ``"original"`` frame arithmetic and generation details.
+        frame_sampling: which source frames stand for the ``video_fps`` frames of a video file: ``"ffmpeg"``
+            (default; the frames ``ffmpeg -ss S -to S+5 -i video -r 4`` writes, how the original's training
+            clips were cut, so what the released weights saw) or ``"exact"`` (the frame shown at ``k / fps``;
+            for models trained on data prepared that way). See :mod:`visage_hf.video.sampling`.
         visual_dropout_prob, direction_dropout_prob: classifier-free-guidance dropout used by the training
             collator (visual = CLIP + energy map, nulled together, as in the original).
         label_smoothing: cross-entropy label smoothing (original: 0).
@@ -103,6 +110,7 @@ class VisageConfig(PreTrainedConfig):
     pattern_delays: list[int] | None = None
     pattern_substeps: int | None = None
     mode: str = "corrected"
+    frame_sampling: str = "ffmpeg"
     visual_dropout_prob: float = 0.1
     direction_dropout_prob: float = 0.1
     label_smoothing: float = 0.0
@@ -184,6 +192,10 @@ class VisageConfig(PreTrainedConfig):
             _require(0.0 <= value <= 1.0, f"{name} must be a probability in [0, 1], got {value!r}")
         _require(self.mode in MODES, f"mode must be one of {list(MODES)}, got {self.mode!r}")
         _require(
+            self.frame_sampling in FRAME_SAMPLINGS,
+            f"frame_sampling must be one of {list(FRAME_SAMPLINGS)}, got {self.frame_sampling!r}",
+        )
+        _require(
             self.pattern in PATTERN_NAMES,
             f"pattern must be one of {list(PATTERN_NAMES)}, got {self.pattern!r}",
         )
@@ -237,6 +249,15 @@ class VisageConfig(PreTrainedConfig):
     def max_duration(self) -> float:
         """Seconds of video the encoder has positions for."""
         return self.max_source_positions / self.video_fps
+
+    @property
+    def window_video_frames(self) -> int:
+        """Video frames one generate window takes: what BOTH sides hold — the encoder's positions, and no more
+        than the decoder has positions for the codec frames of (a model trained with a short decoder window)."""
+        frames = self.max_source_positions
+        while frames > 1 and self.frames_for_video_frames(frames, "corrected") > self.max_frames:
+            frames -= 1
+        return frames
 
     def frames_for_video_frames(self, num_video_frames: int, mode: str | None = None) -> int:
         """Codec frames to generate for ``num_video_frames`` CLIP frames.

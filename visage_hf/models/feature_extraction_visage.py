@@ -1,6 +1,6 @@
 """Video frames -> the model's visual and directional inputs (the "processor").
 
-Three inputs condition :class:`~visage_hf.models.modeling_visage.VisageForFOA` (reference/original-visage.md §1.3):
+Three inputs condition :class:`~visage_hf.models.modeling_visage.VisageForFOA` (docs/original-implementation.md §1.3):
 
 * ``clip_features`` ``(batch, T, 512)``: CLIP ViT-B/32 image embeddings of the 4-fps frames, un-normalised
   (``image_embeds`` of transformers' ``CLIPVisionModelWithProjection`` = OpenAI ``encode_image``: CLS token
@@ -64,11 +64,11 @@ DEFAULT_CLIP_REPO = "openai/clip-vit-base-patch32"
 ENERGY_TEMPERATURE = 0.1
 ENERGY_TOP_P = 0.7
 FEATURES_CONFIG_NAME = "visage_features_config.json"
-_MODES = ("default", "original")
+_MODES = ("corrected", "original")  # "default" (0.1.0's spelling of "corrected") is still accepted
 
 
 # --------------------------------------------------------------------------------------------------------
-# Patchwise energy map (reference/original-visage.md §7)
+# Patchwise energy map (docs/original-implementation.md §7)
 # --------------------------------------------------------------------------------------------------------
 
 
@@ -146,6 +146,7 @@ def patch_energy_map(
     temperature: float = ENERGY_TEMPERATURE,
     top_p: float = ENERGY_TOP_P,
     num_prefix_tokens: int = 1,
+    compute_dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
     """The original's patchwise visual energy map (``data/infer_clip_energy.py``), vectorised.
 
@@ -158,9 +159,11 @@ def patch_energy_map(
         temperature: softmax temperature τ (original 0.1).
         top_p: energy mass kept (original 0.7).
         num_prefix_tokens: tokens before the patches (1: CLS).
+        compute_dtype: dtype of the arithmetic (None: at least float32). ``torch.float16`` on a CUDA device is
+            what the original ran.
 
     Returns:
-        float32 (float64 for float64 input) ``(T, P)`` or ``(batch, T, P)``; rows sum to 1, filtered patches are 0.
+        ``compute_dtype``, else float32 (float64 for float64 input) ``(T, P)`` or ``(batch, T, P)``; rows sum to 1, filtered patches are 0.
     """
     if tokens.ndim not in (3, 4):
         raise ValueError(
@@ -175,7 +178,7 @@ def patch_energy_map(
         tokens = tokens.unsqueeze(0)
     patches = tokens[..., num_prefix_tokens:, :]
     side = patch_grid_size(patches.shape[-2])
-    patches = patches.to(torch.promote_types(patches.dtype, torch.float32))
+    patches = patches.to(compute_dtype or torch.promote_types(patches.dtype, torch.float32))
     batch, frames = patches.shape[:2]
     grid = patches.reshape(batch, frames, side, side, patches.shape[-1])
 
@@ -196,12 +199,23 @@ def _pixel_values(image_processor, frames: np.ndarray) -> torch.Tensor:
     return processed["pixel_values"]
 
 
+def require_half_precision_device(device: torch.device) -> None:
+    """A one-line ``ValueError`` unless ``device`` is a CUDA device (float16 CLIP / energy maps need one)."""
+    if torch.device(device).type != "cuda":
+        raise ValueError(
+            f"half_precision: float16 CLIP and energy maps (the original's GPU numerics) need a CUDA device, the "
+            f"CLIP encoder is on {device}; on a CPU use the default float32 (original mode still rounds the "
+            "features through float16, as the original stored them)"
+        )
+
+
 def encode_frames(
     image_encoder: CLIPVisionModelWithProjection,
     image_processor,
     frames,
     batch_size: int = 32,
     progress: bool = False,
+    half_precision: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """CLIP image embeddings and last-layer tokens of every frame, in one forward per chunk.
 
@@ -211,6 +225,8 @@ def encode_frames(
         frames: see :func:`validate_frames`.
         batch_size: frames per forward.
         progress: show a tqdm bar over the chunks.
+        half_precision: run the forward under float16 autocast (matrix products in float16, layer norms in
+            float32: what OpenAI's CLIP does on CUDA, as the original ran it). Needs a CUDA device.
 
     Returns:
         ``(image_embeds, tokens)``: ``(batch, T, projection_dim)`` and ``(batch, T, 1 + P, hidden)``, in the
@@ -222,9 +238,12 @@ def encode_frames(
     batch, num_frames = clips.shape[:2]
     flat = clips.reshape(batch * num_frames, *clips.shape[2:])
     parameter = next(image_encoder.parameters())
+    if half_precision:
+        require_half_precision_device(parameter.device)
     starts = range(0, len(flat), batch_size)
     embeds, tokens = [], []
-    with torch.inference_mode():
+    autocast = torch.autocast("cuda", dtype=torch.float16, enabled=half_precision)
+    with torch.inference_mode(), autocast:
         for start in tqdm(starts, desc="CLIP frames", unit="chunk", disable=not progress):
             pixels = _pixel_values(image_processor, flat[start : start + batch_size])
             output = image_encoder(pixel_values=pixels.to(device=parameter.device, dtype=parameter.dtype))
@@ -259,8 +278,10 @@ class VisageFeatureExtractor:
         image_processor: its image processor (``CLIPImageProcessorPil`` without torchvision).
         batch_size: frames per CLIP forward.
         energy_temperature, energy_top_p: energy-map softmax temperature and kept mass (original 0.1, 0.7).
-        mode: ``"default"`` (full precision) or ``"original"`` (features and patch tokens rounded through
-            float16 as the original stored them on disk).
+        mode: ``"corrected"`` (full precision; ``"default"`` is accepted too) or ``"original"`` (features and
+            patch tokens rounded through float16 as the original stored them on disk).
+        half_precision: compute CLIP and the energy map in float16 as the original did on its GPU (CUDA only;
+            a ``ValueError`` on other devices when called).
     """
 
     def __init__(
@@ -270,8 +291,10 @@ class VisageFeatureExtractor:
         batch_size: int = 32,
         energy_temperature: float = ENERGY_TEMPERATURE,
         energy_top_p: float = ENERGY_TOP_P,
-        mode: str = "default",
+        mode: str = "corrected",
+        half_precision: bool = False,
     ):
+        mode = "corrected" if mode == "default" else mode
         if mode not in _MODES:
             raise ValueError(f"mode: expected one of {_MODES}, got {mode!r}")
         if batch_size < 1:
@@ -282,6 +305,7 @@ class VisageFeatureExtractor:
         self.energy_temperature = energy_temperature
         self.energy_top_p = energy_top_p
         self.mode = mode
+        self.half_precision = half_precision
 
     # -- loading and saving ------------------------------------------------------------------------------
 
@@ -295,7 +319,8 @@ class VisageFeatureExtractor:
         image_processor_backend: str = "pil",
         **kwargs,
     ) -> VisageFeatureExtractor:
-        """Load the CLIP vision tower and image processor from a Hub id or folder.
+        """Load the CLIP vision tower and image processor from a Hub id or folder, or from a folder saved by
+        ``VisagePipeline.save_pretrained`` (its ``image_encoder/`` and ``image_processor/``).
 
         ``kwargs`` that name settings of this class (``batch_size``, ``energy_temperature``, ``energy_top_p``,
         ``mode``) override those saved by :meth:`save_pretrained`; Hub arguments (``revision``, ``subfolder``,
@@ -304,6 +329,8 @@ class VisageFeatureExtractor:
         whether torchvision is installed. A local folder that does not exist raises ``FileNotFoundError``.
         """
         settings = {key: kwargs.pop(key) for key in _SETTING_NAMES if key in kwargs}
+        if _is_pipeline_folder(pretrained_model_name_or_path, kwargs.get("subfolder")):
+            return cls._from_pipeline_folder(pretrained_model_name_or_path, device, dtype, settings)
         _check_local_folder(pretrained_model_name_or_path, kwargs.get("subfolder"))
         hub_kwargs = {key: value for key, value in kwargs.items() if key in _HUB_KWARGS}
         image_processor = AutoImageProcessor.from_pretrained(
@@ -317,6 +344,22 @@ class VisageFeatureExtractor:
             image_encoder = image_encoder.to(device)
         saved = _load_saved_settings(pretrained_model_name_or_path, hub_kwargs)
         return cls(image_encoder, image_processor, **{**saved, **settings})
+
+    @classmethod
+    def _from_pipeline_folder(cls, folder, device, dtype, settings: dict) -> VisageFeatureExtractor:
+        """A folder written by ``VisagePipeline.save_pretrained``: CLIP and its processor sit in the sibling
+        subfolders ``image_encoder/`` and ``image_processor/``."""
+        folder = os.path.expanduser(os.fspath(folder))
+        image_processor = AutoImageProcessor.from_pretrained(
+            os.path.join(folder, "image_processor"), backend="pil"
+        )
+        model_kwargs = {"dtype": dtype} if dtype is not None else {}
+        image_encoder = CLIPVisionModelWithProjection.from_pretrained(
+            os.path.join(folder, "image_encoder"), **model_kwargs
+        )
+        if device is not None:
+            image_encoder = image_encoder.to(device)
+        return cls(image_encoder, image_processor, **settings)
 
     def save_pretrained(self, save_directory: str | os.PathLike) -> None:
         """Write the encoder (``config.json``, ``model.safetensors``), the image processor
@@ -392,14 +435,22 @@ class VisageFeatureExtractor:
         clips = validate_frames(frames)
         direction = self._direction(azimuth, elevation, batch=clips.shape[0])
         image_embeds, tokens = encode_frames(
-            self.image_encoder, self.image_processor, clips, batch_size=self.batch_size, progress=progress
+            self.image_encoder,
+            self.image_processor,
+            clips,
+            batch_size=self.batch_size,
+            progress=progress,
+            half_precision=self.half_precision,
         )
         clip_features = image_embeds.float()
         if self.mode == "original":
             clip_features = _round_through_float16(clip_features)
             tokens = _round_through_float16(tokens)
         energy_map = patch_energy_map(
-            tokens, temperature=self.energy_temperature, top_p=self.energy_top_p
+            tokens,
+            temperature=self.energy_temperature,
+            top_p=self.energy_top_p,
+            compute_dtype=torch.float16 if self.half_precision else None,
         ).float()
         return BatchFeature(
             {
@@ -428,6 +479,14 @@ class VisageFeatureExtractor:
 
 _HUB_KWARGS = ("revision", "subfolder", "cache_dir", "local_files_only", "token", "force_download", "proxies")
 _SETTING_NAMES = ("batch_size", "energy_temperature", "energy_top_p", "mode")
+
+
+def _is_pipeline_folder(pretrained_model_name_or_path, subfolder: str | None) -> bool:
+    """A local folder saved by ``VisagePipeline.save_pretrained`` (``model_index.json`` beside the components)."""
+    if subfolder or not isinstance(pretrained_model_name_or_path, (str, os.PathLike)):
+        return False
+    folder = os.path.expanduser(os.fspath(pretrained_model_name_or_path))
+    return os.path.isfile(os.path.join(folder, "model_index.json"))
 
 
 def _check_local_folder(pretrained_model_name_or_path, subfolder: str | None) -> None:

@@ -190,10 +190,11 @@ def parse_arguments(
     from transformers import HfArgumentParser
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    config_parser = argparse.ArgumentParser(add_help=False)
+    config_parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     config_parser.add_argument("--config")
     known, remaining = config_parser.parse_known_args(argv)
-    parser = HfArgumentParser(ARGUMENT_CLASSES)
+    # No abbreviations: `--max_step 5` must be refused like an unknown recipe key, not read as --max_steps.
+    parser = HfArgumentParser(ARGUMENT_CLASSES, allow_abbrev=False)
     parser.add_argument("--config", help="YAML recipe (visage_hf/training/configs/*.yaml)")
     if known.config:
         parser.set_defaults(**load_recipe(known.config))
