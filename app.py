@@ -5,7 +5,7 @@ UI wiring only; the logic is in :mod:`visage_hf.app.logic` (requests, limits, mo
 
 Environment: ``VISAGE_MODEL`` (a Hub id or folder; default the released checkpoint ``jaeyeonkim99/visage``,
 converted on load; ``tiny-random`` runs offline and makes noise), ``VISAGE_CONCURRENCY`` (generations at
-once, default 1), ``VISAGE_MAX_UPLOAD_MB`` / ``VISAGE_MAX_VIDEO_SECONDS`` / ``VISAGE_MAX_CLIP_SECONDS``
+once, default 1), ``VISAGE_QUEUE_SIZE`` (requests that may wait, default 32), ``VISAGE_MAX_UPLOAD_MB`` / ``VISAGE_MAX_VIDEO_SECONDS`` / ``VISAGE_MAX_CLIP_SECONDS``
 (limits), ``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT`` (default 127.0.0.1:7860; a Space sets them).
 """
 
@@ -341,7 +341,8 @@ def main(argv=None) -> None:
     atexit.register(shutil.rmtree, demo.output_root, ignore_errors=True)
     # A stop request (Spaces, process managers, tests) exits through atexit, so the outputs are removed.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    demo.queue(default_concurrency_limit=max(1, args.concurrency), max_size=32).launch(
+    queue_size = int(os.environ.get("VISAGE_QUEUE_SIZE", "32"))  # waiting requests; more are told it is full
+    demo.queue(default_concurrency_limit=max(1, args.concurrency), max_size=queue_size).launch(
         server_name=args.host,
         server_port=args.port,
         max_file_size=demo.limits.max_file_size,

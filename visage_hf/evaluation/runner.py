@@ -443,7 +443,7 @@ def _dataset_scores(rows: list[dict[str, str]], output_dir: Path, metrics, mode:
     aggregate = summarize_clips(rows, columns, mode)
     scores = dict(aggregate["scores"])
     if "fad" in metrics or "kld" in metrics:
-        cached = (dict(np.load(_cache_path(output_dir, row["clip"]))) for row in rows)
+        cached = (dict(np.load(_cache_path(output_dir, row["clip"]), allow_pickle=False)) for row in rows)
         # FAD pools the frames of every clip; KLD is already the mean of the per-clip columns above.
         semantic = semantic_summary(cached, mode, output_kind)
         scores.update({key: value for key, value in semantic.items() if key.startswith("fad_")})
