@@ -25,8 +25,10 @@ import tempfile
 from pathlib import Path
 
 import gradio as gr
+import soundfile as sf
 
 from visage_hf.app import logic as logic
+from visage_hf.app import player as player
 from visage_hf.video.overlay import camera_direction_picture
 
 logger = logging.getLogger("visage_hf.app")
@@ -36,18 +38,25 @@ INTRO = """
 # ViSAGe · video → spatial audio
 Upload a short, silent video and say where the camera points. The model (ViSAGe, ICLR 2025) writes
 **first-order ambisonics**: 4-channel spatial audio (AmbiX) that YouTube and 360° players turn with the viewer.
-Listen to the **headphone preview**, watch **where the sound comes from**, and download the AmbiX WAV or a
-**YouTube-ready MP4**.
+**Look around** in it with headphones (drag on the picture: the sound field stays put while your head turns),
+watch **where the sound comes from**, and download the AmbiX WAV or a **YouTube-ready MP4**.
 """
 HOW_TO_READ = """
 **Reading the results.** The overlay colours each part of the picture by how much sound comes from there
 (bright = loud); the panel beside it is the whole sphere around the camera — left on the left, the front in the
-middle, behind at both edges — with the camera's view outlined in blue. The headphone preview is turned so the
-camera direction is in front of you. Directions: azimuth counter-clockwise from the front toward the left,
+middle, behind at both edges — with the camera's view outlined in blue. The look-around player renders the FOA to your headphones in
+the browser (the same HRIR filters as the headphone preview file); with "follow the camera" on you face the
+camera direction, and dragging on its picture or the sliders turns your head (the orange cross and compass
+needle show where you face, blue where the camera looks). Directions: azimuth counter-clockwise from the front toward the left,
 elevation up. AmbiX = ACN channel order W, Y, Z, X with SN3D normalisation.
 [Model card](https://huggingface.co/jaeyeonkim99/visage) ·
 [Paper](https://arxiv.org/abs/2506.12199) ·
 [Code](https://github.com/visage-hf/visage-hf): `visage generate VIDEO --azimuth A --elevation E -o out/` for any length.
+"""
+LISTEN_INTRO = """
+Already have first-order ambisonics — a recording, or the `foa_ambix.wav` / `spatial.mp4` that `visage generate`
+wrote? Upload it to see where its sound comes from over time and to **look around** in it with headphones.
+No model is involved.
 """
 CSS = """
 .limits { font-size: 0.85em; opacity: 0.8; }
@@ -56,25 +65,24 @@ CSS = """
 """
 
 
-def build_demo(
-    pipeline=None,
-    model: str | None = None,
-    limits: logic.DemoLimits | None = None,
-    output_root: str | os.PathLike | None = None,
-    start_loading: bool = False,
-) -> gr.Blocks:
-    """The Blocks app. ``pipeline`` (ready) or ``model`` (loaded by ``demo.model_loader``: in the background
-    from now on with ``start_loading``, else with the first request) — default ``$VISAGE_MODEL`` or the
-    released checkpoint. Endpoints: ``/generate`` and ``/model_status``."""
-    from visage_hf.pipelines.pipeline_visage import DEFAULT_MODEL_REPO
+GENERATE_INPUTS = (
+    "video", "start", "duration", "azimuth", "elevation", "guidance", "guidance_scale",
+    "direction_guidance_scale", "top_k", "temperature", "seed", "random_seed",
+)  # fmt: skip
+GENERATE_OUTPUTS = ("summary", "binaural", "overlay", "foa_file", "mp4_file", "energy", "seed", "player_data")
+# Hands a finished result to the page's look-around player (visage_hf/app/assets/lookaround.js).
+LOAD_PLAYER_JS = "(foa, video, config) => {{ window.visageLookAround.load('{name}', foa, video, config); }}"
 
-    limits = limits or logic.DemoLimits.from_env()
-    loader = logic.ModelLoader(model or os.environ.get(logic.MODEL_ENV) or DEFAULT_MODEL_REPO, pipeline)
-    if start_loading:
-        loader.start()
-    output_root = Path(output_root or tempfile.mkdtemp(prefix="visage-app-"))
-    example = logic.example_video(output_root / "examples", seconds=min(5.0, limits.max_video_seconds))
-    defaults = logic.DEFAULT_SETTINGS
+
+def _one_line_failure(error: Exception) -> gr.Error:
+    """A Gradio error for the page: the reason for a refused input, else a short line (the log has the trace)."""
+    if isinstance(error, logic.DemoError):
+        return gr.Error(str(error), print_exception=False)
+    return gr.Error(f"Failed: {' '.join(str(error).split()) or type(error).__name__}")
+
+
+def _generation_handler(loader: logic.ModelLoader, limits: logic.DemoLimits, output_root: Path):
+    """The ``/generate`` endpoint: check the request, generate, and return what GENERATE_OUTPUTS lists."""
 
     def generate(
         video, start, duration, azimuth, elevation, guidance, guidance_scale, direction_guidance_scale,
@@ -92,22 +100,193 @@ def build_demo(
             result = logic.run_generation(
                 loader.get(), request, output_root, lambda fraction, message: progress(fraction, desc=message)
             )
-        except logic.DemoError as error:
-            raise gr.Error(str(error), print_exception=False) from None
+            config = player.player_config(
+                sf.info(str(result.foa)).samplerate, request.azimuth, request.elevation,
+                player.sphere_start_of_overlay(result.overlay_video), title="generated",
+            )  # fmt: skip
         except Exception as error:  # never a stack trace in the page; the log has it
-            logger.exception("generation failed")
-            raise gr.Error(
-                f"Generation failed: {' '.join(str(error).split()) or type(error).__name__}"
-            ) from None
+            if not isinstance(error, logic.DemoError):
+                logger.exception("generation failed")
+            raise _one_line_failure(error) from None
+        files = (result.binaural, result.overlay_video, result.foa, result.spatial_video, result.energy_map)
+        return (result.summary, *map(str, files), result.seed, config)
+
+    return generate
+
+
+def _listening_handler(limits: logic.DemoLimits, output_root: Path):
+    """The ``/listen`` endpoint: any first-order ambisonics file -> summary, energy maps, the player's input."""
+
+    def listen(upload, fuma):
+        try:
+            logic.prune_outputs(output_root)
+            result = player.prepare_listening(upload, bool(fuma), output_root, limits)
+        except Exception as error:
+            if not isinstance(error, logic.DemoError):
+                logger.exception("reading an ambisonics file failed")
+            raise _one_line_failure(error) from None
         return (
             result.summary,
-            str(result.binaural),
-            str(result.overlay_video),
-            str(result.foa),
-            str(result.spatial_video),
             str(result.energy_map),
-            result.seed,
+            str(result.foa),
+            str(result.energy_video),
+            result.config,
         )
+
+    return listen
+
+
+def _generation_settings(limits: logic.DemoLimits, example: Path) -> dict[str, gr.components.Component]:
+    """The left column of the generate tab: video, clip, camera direction and sampling settings."""
+    defaults = logic.DEFAULT_SETTINGS
+    ui: dict[str, gr.components.Component] = {}
+    ui["video"] = gr.Video(label="Video (its sound is ignored)", sources=["upload"], height=250)
+    gr.Markdown(limits.describe(), elem_classes="limits")
+    with gr.Row():
+        ui["start"] = gr.Number(label="Start (s)", value=0.0, minimum=0.0, step=0.5)
+        ui["duration"] = gr.Slider(
+            limits.min_clip_seconds, limits.max_clip_seconds, value=min(5.0, limits.max_clip_seconds),
+            step=0.5, label="Duration (s)",
+        )  # fmt: skip
+    with gr.Group():
+        with gr.Row():
+            ui["azimuth"] = gr.Slider(
+                -180, 180, value=0, step=1, label="Camera azimuth", info="degrees, + = to the left"
+            )
+            ui["elevation"] = gr.Slider(
+                -90, 90, value=0, step=1, label="Camera elevation", info="degrees, + = up"
+            )
+        ui["camera"] = gr.Image(
+            camera_direction_picture(0.0, 0.0), label="Where the camera looks", show_label=False,
+            interactive=False, buttons=[], container=False, elem_id="camera",
+        )  # fmt: skip
+    with gr.Accordion("Sampling settings", open=False):
+        ui["guidance"] = gr.Dropdown(
+            list(logic.GUIDANCE_MODES), value=defaults["guidance"], label="Guidance",
+            info="joint: picture and direction together (the released model's); dual: separate scales",
+        )  # fmt: skip
+        with gr.Row():
+            ui["guidance_scale"] = gr.Slider(
+                *logic.GUIDANCE_SCALE_RANGE, value=defaults["guidance_scale"], step=0.1,
+                label="Guidance scale", info="s in l_c + s·(l_c − l_u); 0 = no guidance",
+            )  # fmt: skip
+            ui["direction_guidance_scale"] = gr.Slider(
+                *logic.GUIDANCE_SCALE_RANGE, value=defaults["direction_guidance_scale"], step=0.1,
+                label="Direction guidance scale", info="dual and direction modes",
+            )  # fmt: skip
+        with gr.Row():
+            ui["top_k"] = gr.Slider(
+                *logic.TOP_K_RANGE, value=defaults["top_k"], step=1, label="Top-k (0 = off)"
+            )
+            ui["temperature"] = gr.Slider(
+                *logic.TEMPERATURE_RANGE, value=defaults["temperature"], step=0.05, label="Temperature"
+            )
+        with gr.Row():
+            ui["seed"] = gr.Number(label="Seed", value=0, precision=0, minimum=0, maximum=logic.MAX_SEED)
+            ui["random_seed"] = gr.Checkbox(label="Random seed (the one used is shown)", value=True)
+    ui["run"] = gr.Button("Generate spatial audio", variant="primary", elem_id="generate")
+    gr.Examples(
+        [[str(example), 30, 0]],
+        inputs=[ui["video"], ui["azimuth"], ui["elevation"]],
+        label="Example (synthetic: a red disc crossing the view)",
+    )
+    return ui
+
+
+def _generation_results() -> dict[str, gr.components.Component]:
+    """The right column of the generate tab: summary, look-around player, fixed previews and downloads."""
+    ui: dict[str, gr.components.Component] = {}
+    ui["summary"] = gr.Markdown("Results appear here.", elem_id="summary")
+    gr.HTML(player.player_markup("gen"), label="Look around", elem_id="player-gen")
+    ui["binaural"] = gr.Audio(
+        label="Headphone preview (binaural; camera direction in front)", type="filepath",
+        interactive=False, elem_id="binaural",
+    )  # fmt: skip
+    ui["overlay"] = gr.Video(
+        label="Where the sound comes from (energy map over the video; headphone mix)",
+        interactive=False, elem_id="overlay",
+    )  # fmt: skip
+    with gr.Row():
+        ui["foa_file"] = gr.File(
+            label="AmbiX WAV · 4 ch W, Y, Z, X (SN3D)", interactive=False, elem_id="foa-file"
+        )
+        ui["mp4_file"] = gr.File(
+            label="YouTube-ready MP4 (spatial audio)", interactive=False, elem_id="mp4-file"
+        )
+    with gr.Accordion("Energy map of the whole clip", open=False):
+        ui["energy"] = gr.Image(label="Energy map", interactive=False, buttons=["download"])
+    ui["player_data"] = gr.JSON(visible="hidden", elem_id="player-data-gen")
+    return ui
+
+
+def _generate_tab(loader, limits, output_root: Path, example: Path) -> None:
+    """Tab 1: video + camera direction -> FOA, previews, downloads and the look-around player."""
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=5):
+            ui = _generation_settings(limits, example)
+        with gr.Column(scale=6):
+            ui |= _generation_results()
+    for slider in (ui["azimuth"], ui["elevation"]):
+        slider.change(
+            camera_direction_picture, [ui["azimuth"], ui["elevation"]], ui["camera"], show_progress="hidden",
+            trigger_mode="always_last", concurrency_limit=None, api_visibility="private",
+        )  # fmt: skip
+    ui["run"].click(
+        _generation_handler(loader, limits, output_root),
+        [ui[name] for name in GENERATE_INPUTS],
+        [ui[name] for name in GENERATE_OUTPUTS],
+        api_name="generate",
+        scroll_to_output=True,
+    ).success(
+        None, [ui["foa_file"], ui["overlay"], ui["player_data"]], None, js=LOAD_PLAYER_JS.format(name="gen")
+    )
+
+
+def _listen_tab(limits: logic.DemoLimits, output_root: Path) -> None:
+    """Tab 2: any first-order ambisonics file -> energy map over time and the look-around player."""
+    gr.Markdown(LISTEN_INTRO)
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=4):
+            upload = gr.File(
+                label="4-channel WAV / FLAC, or MP4 / MOV with spatial audio (SA3D)",
+                file_types=[".wav", ".flac", ".mp4", ".mov"], type="filepath", elem_id="ambix-upload",
+            )  # fmt: skip
+            fuma = gr.Checkbox(
+                label="FuMa channel order (W, X, Y, Z; W at −3 dB)", value=False, elem_id="fuma"
+            )
+            listen = gr.Button("Listen", variant="primary", elem_id="listen")
+            summary = gr.Markdown("", elem_id="listen-summary")
+            energy = gr.Image(label="Energy map (whole file)", interactive=False, buttons=["download"])
+        with gr.Column(scale=6):
+            gr.HTML(player.player_markup("file"), label="Look around", elem_id="player-file")
+            played = gr.File(label="As played: AmbiX WAV", interactive=False, elem_id="listen-foa")
+            movie = gr.Video(visible="hidden", elem_id="listen-movie")
+            data = gr.JSON(visible="hidden", elem_id="player-data-file")
+    listen.click(
+        _listening_handler(limits, output_root), [upload, fuma], [summary, energy, played, movie, data],
+        api_name="listen",
+    ).success(None, [played, movie, data], None, js=LOAD_PLAYER_JS.format(name="file"))  # fmt: skip
+
+
+def build_demo(
+    pipeline=None,
+    model: str | None = None,
+    limits: logic.DemoLimits | None = None,
+    output_root: str | os.PathLike | None = None,
+    start_loading: bool = False,
+) -> gr.Blocks:
+    """The Blocks app. ``pipeline`` (ready) or ``model`` (loaded by ``demo.model_loader``: in the background
+    from now on with ``start_loading``, else with the first request) — default ``$VISAGE_MODEL`` or the
+    released checkpoint. Endpoints: ``/generate``, ``/listen`` and ``/model_status``. Launch it with
+    ``head=player.player_head()`` (as :func:`main` does) for the look-around player."""
+    from visage_hf.pipelines.pipeline_visage import DEFAULT_MODEL_REPO
+
+    limits = limits or logic.DemoLimits.from_env()
+    loader = logic.ModelLoader(model or os.environ.get(logic.MODEL_ENV) or DEFAULT_MODEL_REPO, pipeline)
+    if start_loading:
+        loader.start()
+    output_root = Path(output_root or tempfile.mkdtemp(prefix="visage-app-"))
+    example = logic.example_video(output_root / "examples", seconds=min(5.0, limits.max_video_seconds))
 
     def model_status_text() -> str:
         return loader.status()
@@ -118,102 +297,12 @@ def build_demo(
     with gr.Blocks(title=TITLE, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(INTRO)
         status = gr.Markdown(loader.status(), elem_id="model-status")
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=5):
-                video = gr.Video(label="Video (its sound is ignored)", sources=["upload"], height=250)
-                gr.Markdown(limits.describe(), elem_classes="limits")
-                with gr.Row():
-                    start = gr.Number(label="Start (s)", value=0.0, minimum=0.0, step=0.5)
-                    duration = gr.Slider(
-                        limits.min_clip_seconds, limits.max_clip_seconds, value=min(5.0, limits.max_clip_seconds),
-                        step=0.5, label="Duration (s)",
-                    )  # fmt: skip
-                with gr.Group():
-                    with gr.Row():
-                        azimuth = gr.Slider(
-                            -180,
-                            180,
-                            value=0,
-                            step=1,
-                            label="Camera azimuth",
-                            info="degrees, + = to the left",
-                        )
-                        elevation = gr.Slider(
-                            -90, 90, value=0, step=1, label="Camera elevation", info="degrees, + = up"
-                        )
-                    camera = gr.Image(
-                        camera_direction_picture(0.0, 0.0), label="Where the camera looks", show_label=False,
-                        interactive=False, buttons=[], container=False, elem_id="camera",
-                    )  # fmt: skip
-                with gr.Accordion("Sampling settings", open=False):
-                    guidance = gr.Dropdown(
-                        list(logic.GUIDANCE_MODES), value=defaults["guidance"], label="Guidance",
-                        info="joint: picture and direction together (the released model's); dual: separate scales",
-                    )  # fmt: skip
-                    with gr.Row():
-                        guidance_scale = gr.Slider(
-                            *logic.GUIDANCE_SCALE_RANGE, value=defaults["guidance_scale"], step=0.1,
-                            label="Guidance scale", info="s in l_c + s·(l_c − l_u); 0 = no guidance",
-                        )  # fmt: skip
-                        direction_guidance_scale = gr.Slider(
-                            *logic.GUIDANCE_SCALE_RANGE, value=defaults["direction_guidance_scale"], step=0.1,
-                            label="Direction guidance scale", info="dual and direction modes",
-                        )  # fmt: skip
-                    with gr.Row():
-                        top_k = gr.Slider(
-                            *logic.TOP_K_RANGE, value=defaults["top_k"], step=1, label="Top-k (0 = off)"
-                        )
-                        temperature = gr.Slider(
-                            *logic.TEMPERATURE_RANGE,
-                            value=defaults["temperature"],
-                            step=0.05,
-                            label="Temperature",
-                        )
-                    with gr.Row():
-                        seed = gr.Number(
-                            label="Seed", value=0, precision=0, minimum=0, maximum=logic.MAX_SEED
-                        )
-                        random_seed = gr.Checkbox(label="Random seed (the one used is shown)", value=True)
-                run = gr.Button("Generate spatial audio", variant="primary", elem_id="generate")
-                gr.Examples(
-                    [[str(example), 30, 0]],
-                    inputs=[video, azimuth, elevation],
-                    label="Example (synthetic: a red disc crossing the view)",
-                )
-            with gr.Column(scale=6):
-                summary = gr.Markdown("Results appear here.", elem_id="summary")
-                binaural = gr.Audio(
-                    label="Headphone preview (binaural; camera direction in front)", type="filepath",
-                    interactive=False, elem_id="binaural",
-                )  # fmt: skip
-                overlay = gr.Video(
-                    label="Where the sound comes from (energy map over the video; headphone mix)",
-                    interactive=False, elem_id="overlay",
-                )  # fmt: skip
-                with gr.Row():
-                    foa_file = gr.File(
-                        label="AmbiX WAV · 4 ch W, Y, Z, X (SN3D)", interactive=False, elem_id="foa-file"
-                    )
-                    mp4_file = gr.File(
-                        label="YouTube-ready MP4 (spatial audio)", interactive=False, elem_id="mp4-file"
-                    )
-                with gr.Accordion("Energy map of the whole clip", open=False):
-                    energy = gr.Image(label="Energy map", interactive=False, buttons=["download"])
+        with gr.Tabs():
+            with gr.Tab("Generate from a video", id="generate-tab"):
+                _generate_tab(loader, limits, output_root, example)
+            with gr.Tab("Listen to any AmbiX file", id="listen-tab", elem_id="listen-tab"):
+                _listen_tab(limits, output_root)
         gr.Markdown(HOW_TO_READ, elem_classes="limits")
-
-        for slider in (azimuth, elevation):
-            slider.change(
-                camera_direction_picture, [azimuth, elevation], camera, show_progress="hidden",
-                trigger_mode="always_last", concurrency_limit=None, api_visibility="private",
-            )  # fmt: skip
-        run.click(
-            generate,
-            [video, start, duration, azimuth, elevation, guidance, guidance_scale, direction_guidance_scale,
-             top_k, temperature, seed, random_seed],
-            [summary, binaural, overlay, foa_file, mp4_file, energy, seed],
-            api_name="generate",
-            scroll_to_output=True,
-        )  # fmt: skip
         # The status line follows a background load until it is done.
         timer = gr.Timer(2.0, active=loader.loading)
         timer.tick(refresh_status, None, [status, timer], concurrency_limit=None, api_visibility="private")
@@ -252,6 +341,7 @@ def main(argv=None) -> None:
         max_file_size=demo.limits.max_file_size,
         theme=gr.themes.Soft(primary_hue="orange", secondary_hue="slate"),
         css=CSS,
+        head=player.player_head(),
     )
 
 

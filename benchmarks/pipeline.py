@@ -9,7 +9,7 @@
    continuation), 12 s three.
 3. ``--whole`` (default with ``--device cuda``): the whole pipeline at full size (CLIP, the 358.6 M-parameter
    `VisageForFOA`, DAC) on a synthetic clip: wall time per stage and the real-time factor (seconds of compute
-   per second of audio). On a CPU this takes minutes per 5 s (reference/original-visage.md §3.7: ~3.4 min).
+   per second of audio). On a CPU this takes minutes per 5 s clip (docs/original-implementation.md §3.7).
 
 Usage: ``python benchmarks/pipeline.py [--seconds 5] [--device cpu|cuda] [--repeats 1] [--whole] [--skip-components]``
 """

@@ -1,8 +1,8 @@
 """Spatial metrics per clip: ours (4×4 covariance energy maps) against the original's way (decode every sample).
 
 The original ``evaluate_spatial.py`` builds each energy map by decoding every sample of the 16 kHz clip at every
-one of the 90 × 180 grid points (an einsum into a (80,000 × 16,200) float32 array, ~5 GB per map; ~16 s and
-~10 GB per 5 s clip on this machine), for the whole clip, the 5 one-second windows and the 25 200-ms windows,
+one of the 90 × 180 grid points (an einsum into a (80,000 × 16,200) float32 array, ~5 GB per map; ~10 GB
+per 5 s clip), for the whole clip, the 5 one-second windows and the 25 200-ms windows,
 then resamples each map to the equal-area sphere and scores CC and AUC-Judd. The reference below does the same
 arithmetic in chunks of samples (bounded memory, same result) and, by default, times the decode on a fraction
 of the clip and extrapolates linearly (its cost is exactly linear in samples). Scoring (CC/AUC on the resampled
@@ -26,7 +26,7 @@ import tracemalloc
 import numpy as np
 
 from visage_hf.audio.foa import encode, equal_area_resample, grid_sh_matrix
-from visage_hf.evaluation.runner import single_threaded_children
+from visage_hf.evaluation.scoring import single_threaded_children
 from visage_hf.metrics.spatial import WINDOWS, metric_maps, spatial_scores, spatial_scores_from_maps
 
 SAMPLE_RATE = 16_000

@@ -51,7 +51,7 @@ DEFAULT_DIRECTIONS_URL = (
 SPLIT_LIST_DIR = Path(__file__).resolve().parent / "splits"
 SPLITS = ("train", "validation", "test")
 SPLIT_FILES = {"train": "train.csv.gz", "validation": "valid.csv.gz", "test": "test.csv.gz"}
-# reference/original-visage.md §5.1
+# docs/original-implementation.md §5.1
 EXPECTED_SPLIT_SIZES = {"train": 81_594, "validation": 9_604, "test": 11_166}
 _SPLIT_ALIASES = {"valid": "validation", "val": "validation", "dev": "validation"}
 YOUTUBE_ID_LENGTH = 11

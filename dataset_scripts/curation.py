@@ -3,8 +3,8 @@
 The paper keeps a 5 s clip when its ambisonic channels all carry signal (**per-channel amplitude** check),
 when enough of its seconds are loud enough (**per-second RMS** validity, the **3-of-5 s rule**), and chooses
 the camera direction of the field-of-view crop at the **maximum of the audio energy map** (where the sound
-comes from). The thresholds are not given in the material this project works from
-(reference/original-visage.md, ecosystem.md), so every threshold is a parameter of :class:`CurationThresholds`
+comes from). The thresholds are not given in the material this project works from (the paper and the
+original's code, docs/original-implementation.md), so every threshold is a parameter of :class:`CurationThresholds`
 with a documented default chosen here:
 
 * ``min_channel_peak = 1e-3`` (−60 dBFS): a channel whose peak stays below this is treated as dead (a fake

@@ -1,6 +1,6 @@
 """Download the source videos of YT-Ambigen (or VGGSound) from YouTube with yt-dlp: resumable, rate limited.
 
-For every YouTube id the script fetches two streams (the original's rule, reference/original-visage.md §5.2):
+For every YouTube id the script fetches two streams (the original's rule, docs/original-implementation.md §5.2):
 
 * **audio**: YT-Ambigen takes the spatial-audio format (audio only, more than 2 channels, ``"ambi"`` in its
   ``format_note``: YouTube's 4-channel AmbiX Opus); VGGSound takes the best audio-only format;

@@ -81,7 +81,7 @@ def make_conditions():
 @pytest.fixture(autouse=True, scope="session")
 def single_torch_thread():
     """The whole suite runs with one torch thread: tiny models gain nothing from a thread pool, and on a busy
-    CPU every small parallel op can stall waiting for a descheduled worker thread (measured 5-30x)."""
+    CPU every small parallel op can stall waiting for a descheduled worker thread."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -1,5 +1,5 @@
 """Direction conventions: checked against the original's formulas and its crop / augmentation geometry,
-restated here from reference/original-visage.md §4.3, §5.5, §5.6 and §11 (never by calling our own code twice)."""
+restated here from docs/original-implementation.md §4.3, §5.5, §5.6 and §11 (never by calling our own code twice)."""
 
 import numpy as np
 import pytest
@@ -9,11 +9,11 @@ from visage_hf import directions
 # ----------------------------------------------------------------------------- independent references
 
 
-def _ry(angle):  # reference §5.5, as in PreprocessorAmbi.roty
+def _ry(angle):  # docs/original-implementation.md §5.5, as in PreprocessorAmbi.roty
     return np.array([[np.cos(angle), 0, np.sin(angle)], [0, 1, 0], [-np.sin(angle), 0, np.cos(angle)]])
 
 
-def _rx(angle):  # reference §5.5, as in PreprocessorAmbi.rotx
+def _rx(angle):  # docs/original-implementation.md §5.5, as in PreprocessorAmbi.rotx
     return np.array([[1, 0, 0], [0, np.cos(angle), -np.sin(angle)], [0, np.sin(angle), np.cos(angle)]])
 
 

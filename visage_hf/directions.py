@@ -7,7 +7,7 @@ wrapped to ``(-180, 180]``; elevation is up from the horizon, in ``[-90, 90]``. 
 
 **YT-Ambigen indices.** The dataset stores a camera direction as ``(elevation_index e, azimuth_index a)``
 with ``e`` in 0..89 and ``a`` in 0..179 (2° bins with a 1° half-bin offset). The original code derives two
-angles from them (reference/original-visage.md §5.5):
+angles from them (docs/original-implementation.md §5.5):
 
 * ``θ = 89 − 2e``: elevation above the horizon;
 * ``φ = 2a − 179``: the *yaw of its equirect -> field-of-view projection*, measured from the panorama centre

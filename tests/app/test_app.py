@@ -87,7 +87,7 @@ def _generate(client, video, **overrides):
 
 
 def test_generate_returns_binaural_preview_ambix_wav_and_youtube_mp4(client, media):
-    summary, binaural, overlay, foa, mp4, energy, seed = _generate(client, media["good"])
+    summary, binaural, overlay, foa, mp4, energy, seed, player = _generate(client, media["good"])
 
     preview = sf.info(binaural)
     assert (preview.channels, preview.samplerate, preview.frames) == (2, SAMPLE_RATE, SAMPLE_RATE)
@@ -110,6 +110,10 @@ def test_generate_returns_binaural_preview_ambix_wav_and_youtube_mp4(client, med
     assert overlay_info.audio_channels == 2 and abs(overlay_info.duration - 1.0) < 0.15
     assert Path(energy).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert seed == 7 and "Seed **7**" in summary and "(random)" not in summary
+    # The look-around player gets the camera, the filters at the FOA's rate, and where the overlay's
+    # whole-sphere panel starts: after the 96x72 clip scaled to 270 px high (360 px), the panel 540 px wide.
+    assert player["camera"] == [30.0, 10.0] and player["filters"]["sampleRate"] == SAMPLE_RATE
+    assert player["sphereFrom"] == pytest.approx(360 / 900)
 
 
 def test_same_seed_same_audio(client, media):
@@ -149,10 +153,83 @@ def test_app_keeps_serving_after_bad_input_and_shows_the_random_seed(client, med
     for kind in ("text", "one_frame", "too_long"):
         with pytest.raises(AppError):
             _generate(client, media[kind])
-    summary, binaural, *_, seed = _generate(client, media["good"], duration=0.5, random_seed=True)
+    summary, binaural, *_, seed, _ = _generate(client, media["good"], duration=0.5, random_seed=True)
     assert sf.info(binaural).channels == 2
     assert isinstance(seed, (int, float)) and 0 <= seed <= logic.MAX_SEED
     assert f"Seed **{int(seed)}** (random)" in summary
+
+
+def _listen(client, path, fuma=False):
+    from gradio_client import handle_file
+
+    return client.predict(upload=handle_file(str(path)), fuma=fuma, api_name="/listen")
+
+
+@pytest.fixture(scope="module")
+def ambisonics_files(tmp_path_factory):
+    """A plane wave (noise) from az 60°, el 20° as AmbiX and FuMa WAV, and bad files."""
+    from visage_hf.audio.foa import ambix_to_fuma, encode
+
+    folder = tmp_path_factory.mktemp("ambisonics")
+    noise = 0.1 * np.random.default_rng(5).standard_normal(SAMPLE_RATE // 2).astype(np.float32)
+    foa = encode(noise, 60.0, 20.0)
+    nan = foa.copy()
+    nan[2, 100] = np.nan
+    files = {"ambix": foa, "fuma": ambix_to_fuma(foa), "stereo": foa[:2], "nan": nan}
+    paths = {name: folder / f"{name}.wav" for name in files}
+    for name, audio in files.items():
+        sf.write(paths[name], audio.T, SAMPLE_RATE, subtype="FLOAT")
+    paths["text"], paths["empty"] = folder / "text.wav", folder / "empty.wav"
+    paths["text"].write_text("not audio at all\n")
+    paths["empty"].write_bytes(b"")
+    return foa, paths
+
+
+def test_listen_plays_ambix_and_fuma_alike_and_locates_the_source(client, ambisonics_files):
+    from visage_hf.audio.foa import direction_from_intensity
+
+    foa, paths = ambisonics_files
+    summary, energy, played, movie, player = _listen(client, paths["ambix"])
+    ambix, rate = sf.read(played, dtype="float32", always_2d=True)
+    assert rate == SAMPLE_RATE and "0.50 s" in summary
+    np.testing.assert_allclose(ambix.T, foa, atol=1e-6)
+    fuma_played = sf.read(_listen(client, paths["fuma"], fuma=True)[2], dtype="float32")[0]
+    np.testing.assert_allclose(fuma_played, ambix, atol=1e-5)
+    # The energy-map movie and picture exist; the player gets the filters at the file's rate.
+    assert probe(movie).duration == pytest.approx(0.5, abs=0.15)
+    assert Path(energy).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert player["filters"]["sampleRate"] == SAMPLE_RATE and player["sphereFrom"] == 0.0
+    azimuth, elevation = direction_from_intensity(ambix.T)
+    assert (float(azimuth), float(elevation)) == pytest.approx((60.0, 20.0), abs=1.0)
+
+
+def test_listen_reads_the_spatial_mp4_that_generate_wrote(client, media):
+    from visage_hf.audio.foa import rotate
+
+    *_, foa, mp4, _, _, _ = _generate(client, media["good"], duration=1.0, azimuth=30.0, elevation=10.0)
+    played = sf.read(_listen(client, mp4)[2], dtype="float32", always_2d=True)[0].T
+    # For a field-of-view clip the MP4's track is the field turned so the camera is in front.
+    expected = rotate(sf.read(foa, dtype="float32", always_2d=True)[0].T, yaw=-30.0, pitch=10.0)
+    # The SA3D channel map puts every channel back in its place: per-channel levels match (AAC is lossy).
+    level = lambda x: 10 * np.log10(np.mean(x[:, :40000] ** 2, axis=1))  # noqa: E731
+    np.testing.assert_allclose(level(played), level(expected), atol=1.0)
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("stereo", "stereo.wav has 2 channels; first-order ambisonics has 4"),
+        ("text", "text.wav could not be read as audio"),
+        ("empty", "empty.wav is empty (0 bytes)"),
+        ("nan", "nan.wav contains NaN or infinite samples"),
+    ],
+)
+def test_listen_refuses_bad_files_with_a_readable_message(client, ambisonics_files, name, message):
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError) as caught:
+        _listen(client, ambisonics_files[1][name])
+    assert message in str(caught.value) and "Traceback" not in str(caught.value)
 
 
 def test_page_states_the_limits_and_the_tiny_model(app_url, client):

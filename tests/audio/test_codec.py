@@ -58,7 +58,7 @@ def test_five_seconds_give_431_frames_of_9_codebooks(codec):
     codes = codec.encode(noise(4, 5 * SR), SR)
     assert codes.shape == (4, 9, 431) and codes.dtype == torch.int64
     assert int(codes.min()) >= 0 and int(codes.max()) < 1024
-    # The original's frame count for a 5 s clip (reference/original-visage.md §2.3).
+    # The original's frame count for a 5 s clip (docs/original-implementation.md §2.3).
     assert codec.num_frames(5 * SR) == 431 == math.ceil(5 * SR / HOP)
 
 

@@ -25,7 +25,7 @@ def _plane_wave(signal, azimuth, elevation):
 
 
 def _original_grid():
-    """`utils/view_video.spherical_grid(2.0)` then `np.flipud` of the maps (reference §6.2), restated."""
+    """`utils/view_video.spherical_grid(2.0)` then `np.flipud` of the maps (docs/original-implementation.md §6.2), restated."""
     azimuths = np.flip(np.arange(-180.0, 180.0, 2.0))
     elevations = np.flip(np.arange(-90.0, 90.0, 2.0))
     return azimuths, elevations
@@ -103,7 +103,7 @@ def test_rotation_matrix_matches_scipy_and_the_axis_conventions():
         azimuth, elevation = rng.uniform(-180, 180), rng.uniform(-89, 89)
         moved = foa.rotate_direction(azimuth, elevation, yaw, pitch, roll)
         assert _angle_between(_unit(*moved), expected @ _unit(azimuth, elevation)) < 1e-6
-    # reference/ecosystem.md §4.4: +yaw moves sources left, +pitch tips the front down, +roll lifts the left.
+    # docs/original-implementation.md §E4.4: +yaw moves sources left, +pitch tips the front down, +roll lifts the left.
     assert _angle_between(_unit(*foa.rotate_direction(0, 0, yaw=90)), [0, 1, 0]) < 1e-9
     assert _angle_between(_unit(*foa.rotate_direction(0, 0, pitch=90)), [0, 0, -1]) < 1e-9
     assert _angle_between(_unit(*foa.rotate_direction(90, 0, roll=90)), [0, 0, 1]) < 1e-9
@@ -225,7 +225,7 @@ def test_grid_is_the_originals():
 def test_sh_matrix_original_anchor_and_sn3d():
     psi, nu = np.rad2deg(0.3), np.rad2deg(0.4)
     np.testing.assert_allclose(foa.sh_matrix(psi, nu, "original"), [1, 0.38494, 0.38942, 1.24440], atol=1e-5)
-    # SN3D real SH (Google spatial-audio RFC; ecosystem.md §4.2): (1, cos ν sin ψ, sin ν, cos ν cos ψ).
+    # SN3D real SH (Google spatial-audio RFC; docs/original-implementation.md §E4.2): (1, cos ν sin ψ, sin ν, cos ν cos ψ).
     expected = [1, np.cos(0.4) * np.sin(0.3), np.sin(0.4), np.cos(0.4) * np.cos(0.3)]
     np.testing.assert_allclose(foa.sh_matrix(psi, nu), expected, atol=1e-12)
     np.testing.assert_allclose(
@@ -297,7 +297,7 @@ def test_a_flat_map_points_nowhere():
 
 
 def _naive_er_sphere_sample(data):
-    """reference §6.3 restated: per row, S = round(W sin(π(r + ½)/H)) points by np.interp with period 360."""
+    """docs/original-implementation.md §6.3 restated: per row, S = round(W sin(π(r + ½)/H)) points by np.interp with period 360."""
     height, width = data.shape
     out = []
     for row in range(height):

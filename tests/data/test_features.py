@@ -1,7 +1,7 @@
 """Tests of visage_hf.data.features: feature datasets, crop windows, rotation augmentation, guidance dropout, the pattern.
 
 References are independent of the code under test: the original's pattern rows written as a loop
-(reference/original-visage.md §2.2), its crop rule (§4.2), its direction formula and a+45 wrap (§4.3, §5.5),
+(docs/original-implementation.md §2.2), its crop rule (§4.2), its direction formula and a+45 wrap (§4.3, §5.5),
 a plane wave encoded by hand, binomial statistics, and accelerate's own batch sharding.
 """
 
@@ -169,7 +169,7 @@ def test_window_longer_than_the_encoder_is_rejected(config):
 
 # ------------------------------------------------------------------------------------------------ rotation
 def reference_model_vector(elevation_index: int, azimuth_index: int) -> np.ndarray:
-    """reference/original-visage.md §5.5: (sin φ cos θ, −sin θ, cos φ cos θ), φ = 2a − 179, θ = 89 − 2e."""
+    """docs/original-implementation.md §5.5: (sin φ cos θ, −sin θ, cos φ cos θ), φ = 2a − 179, θ = 89 − 2e."""
     phi = np.deg2rad(2 * azimuth_index - 179)
     theta = np.deg2rad(89 - 2 * elevation_index)
     return np.array([np.sin(phi) * np.cos(theta), -np.sin(theta), np.cos(phi) * np.cos(theta)])

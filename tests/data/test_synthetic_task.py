@@ -35,7 +35,7 @@ def test_spatial_codes_mark_the_channels_in_phase_with_w(config, azimuth, elevat
 
 def test_rotated_codes_follow_a_yaw_rotation_of_the_direction(config):
     for row in synthetic_examples(config, 20, seconds=1.0, rotation_yaws=(-90, 90), seed=3):
-        azimuth = 179 - 2 * row["azimuth_index"]  # reference/original-visage.md §5.5 (ambisonic azimuth)
+        azimuth = 179 - 2 * row["azimuth_index"]  # docs/original-implementation.md §5.5 (ambisonic azimuth)
         elevation = 89 - 2 * row["elevation_index"]
         for yaw in (-90, 90):
             rotated = spatial_codes(azimuth + yaw, elevation, config.num_codebooks, config.codebook_size)

@@ -1,7 +1,7 @@
 """Tests for visage_hf.evaluation.baselines: "Ambi Enc." in both conventions and the two-stage spatialisation hook.
 
 References: physics (an encoded source is found at its direction by the energy map and the intensity
-vector) and the original ``data/mono_to_ambi.mono2ambi`` formula typed out from reference §9 B7 / §5.5.
+vector) and the original ``data/mono_to_ambi.mono2ambi`` formula typed out from docs/original-implementation.md §9 B7 / §5.5.
 """
 
 import math

@@ -138,7 +138,7 @@ def test_camera_mono_original_prediction_side_reproduces_the_typo_literally():
     foa = rng.standard_normal((4, 500))
     elevation_index, azimuth_index = 30, 120
     true_azimuth, elevation_deg = 179 - 2 * azimuth_index, 89 - 2 * elevation_index
-    # evaluate_semantic.ambi2mono exactly as written in the original (reference §6.7):
+    # evaluate_semantic.ambi2mono exactly as written in the original (docs/original-implementation.md §6.7):
     w, y, z, x = foa
     el, az = math.radians(89 - 2 * elevation_index), math.radians(azimuth_index * 2 - 179)
     expected = w + math.cos(el) * math.cos(az) * x / +math.cos(el) * math.sin(az) * y + math.sin(el) * z

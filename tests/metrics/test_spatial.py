@@ -1,8 +1,8 @@
 """Tests for visage_hf.metrics.spatial: energy-map CC / AUC-Judd and direction errors.
 
 References are independent of our code: hand-derived numbers, naive loop restatements of the original's
-``utils/wild_360.py`` and of the MIT ``AUC_Judd.m`` (from reference/original-visage.md §6 and
-reference/ecosystem.md §4.7), ``np.corrcoef``, and physics (a source encoded at a direction).
+``utils/wild_360.py`` and of the MIT ``AUC_Judd.m`` (from docs/original-implementation.md §6 and
+docs/original-implementation.md §E4.7), ``np.corrcoef``, and physics (a source encoded at a direction).
 """
 
 import math
@@ -23,7 +23,7 @@ from visage_hf.metrics.spatial import (
 )
 
 RATE = 16_000
-EQUAL_AREA_POINTS = 10_312  # reference §6.3 / §11
+EQUAL_AREA_POINTS = 10_312  # docs/original-implementation.md §6.3 / §11
 
 
 def _source_clip(azimuth, elevation, seed=0, seconds=5.0, noise=0.05):
@@ -42,7 +42,7 @@ def _trapezoid_loop(y, x):
 
 
 def _auc_judd_original_loop(saliency, target, jitter):
-    """utils/wild_360.AUC_Judd as described in reference §6.5, with explicit loops."""
+    """utils/wild_360.AUC_Judd as described in docs/original-implementation.md §6.5, with explicit loops."""
     saliency = saliency + jitter
     saliency = (saliency - saliency.min()) / (saliency.max() - saliency.min())
     std = math.sqrt(sum((f - target.mean()) ** 2 for f in target) / len(target))
@@ -73,7 +73,7 @@ def _auc_judd_mit_loop(saliency, target, jitter):
 
 
 def _er_sphere_sample_loop(grid_map):
-    """evaluate_spatial.er_sphere_sample restated from reference §6.3 (np.interp with period=360)."""
+    """evaluate_spatial.er_sphere_sample restated from docs/original-implementation.md §6.3 (np.interp with period=360)."""
     height, width = grid_map.shape
     out = []
     for row in range(height):
@@ -84,7 +84,7 @@ def _er_sphere_sample_loop(grid_map):
 
 
 def _naive_original_energy_map(foa):
-    """Decode every sample on the 2° grid with the original's SH weights (reference §6.2), then RMS."""
+    """Decode every sample on the 2° grid with the original's SH weights (docs/original-implementation.md §6.2), then RMS."""
     azimuths = np.deg2rad(np.arange(178.0, -181.0, -2.0))  # 178 ... -180, left to right
     elevations = np.deg2rad(np.arange(88.0, -91.0, -2.0))  # +88 ... -90, top to bottom (after flipud)
     w, y, z, x = foa.astype(np.float64)

@@ -1,4 +1,4 @@
-"""VisageConfig: the original's hyper-parameters (reference §1.2), frame arithmetic, validation, round trips."""
+"""VisageConfig: the original's hyper-parameters (docs/original-implementation.md §1.2), frame arithmetic, validation, round trips."""
 
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ def test_frames_for_video_frames_both_modes(video_frames):
 
 
 def test_five_second_anchors():
-    """Reference §2.3 / §11: 430 generated frames, 861 pattern rows, 431 frames = 220,672 samples output."""
+    """docs/original-implementation.md §2.3 / §11: 430 generated frames, 861 pattern rows, 431 frames = 220,672 samples output."""
     config = VisageConfig()
     assert config.frames_for_video_frames(20) == 430
     assert config.frames_for_video_frames(20, "original") == 430

@@ -192,7 +192,7 @@ def test_released_config_maps_to_the_published_model():
     )
     assert config.frames_for_video_frames(20) == 430
     assert config.output_frames_for_video_frames(20) == 431
-    # Parameter counts measured on the original (reference §1.7), without its unused embed_spatial (4·1024).
+    # Parameter counts measured on the original (docs/original-implementation.md §1.7), without its unused embed_spatial (4·1024).
     with torch.device("meta"):
         foa = VisageForFOA(config)
         mono = VisageForFOA(convert_config(RELEASED_CONFIG, num_channels=1))

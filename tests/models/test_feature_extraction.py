@@ -1,5 +1,5 @@
 """Tests for visage_hf.models.feature_extraction_visage: the patchwise energy map against a naive loop written from the reference
-text (reference/original-visage.md §7, anchors §11), CLIP embeddings against a direct call of the
+text (docs/original-implementation.md §7, anchors §11), CLIP embeddings against a direct call of the
 transformers model on pixels preprocessed by hand, and the processor's loading, batching and errors."""
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ def test_batched_energy_map_keeps_clips_apart():
 
 
 def test_energy_map_anchors_on_random_features():
-    """Reference §11: rows sum to 1, about 17–18 of 49 patches exactly zero on random ViT-B/32-sized tokens."""
+    """docs/original-implementation.md §11: rows sum to 1, about 17–18 of 49 patches exactly zero on random ViT-B/32-sized tokens."""
     tokens = torch.randn(20, 50, 768, generator=torch.Generator().manual_seed(0))
     energy = patch_energy_map(tokens)
     np.testing.assert_allclose(energy.sum(-1).numpy(), 1.0, atol=1e-5)
@@ -133,7 +133,7 @@ def test_single_frame_temporal_score_is_one():
 
 
 def test_unit_distance_is_sqrt_two_minus_two_cosine():
-    """Reference §7: the score equals √(2 − 2·cos) between a token and its neighbours' mean."""
+    """docs/original-implementation.md §7: the score equals √(2 − 2·cos) between a token and its neighbours' mean."""
     tokens = torch.randn(1, 2, 3, 3, 16, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     _, temporal = patch_novelty_scores(tokens)
     cosine = torch.nn.functional.cosine_similarity(tokens[0, 0], tokens[0, 1], dim=-1)
@@ -272,7 +272,7 @@ def test_chunked_batches_equal_one_batch(clip_4x4):
 
 
 def test_direction_is_the_camera_frame_vector(clip_4x4):
-    """Camera frame (x image-right, y image-down, z forward), reference §5.5: front -> (0, 0, 1); a camera
+    """Camera frame (x image-right, y image-down, z forward), docs/original-implementation.md §5.5: front -> (0, 0, 1); a camera
     looking left (+90° azimuth) -> x = −1; looking up -> y = −1."""
     extractor = VisageFeatureExtractor.from_pretrained(clip_4x4)
     clips = _random_frames((3, 1, 64, 64, 3))
@@ -304,7 +304,7 @@ def test_save_and_reload_without_warnings(clip_4x4, tmp_path):
 
 
 def test_original_mode_rounds_features_through_float16(clip_4x4):
-    """The original stored CLIP features and patch tokens as float16 (reference §9 B.16)."""
+    """The original stored CLIP features and patch tokens as float16 (docs/original-implementation.md §9 B.16)."""
     frames = _random_frames((6, 64, 64, 3), seed=11)
     default = VisageFeatureExtractor.from_pretrained(clip_4x4)
     original = VisageFeatureExtractor.from_pretrained(clip_4x4, mode="original")

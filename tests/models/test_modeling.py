@@ -78,7 +78,7 @@ def test_state_dict_layout_is_the_agreed_one(tiny_model, tiny_mono_model):
 
 
 def test_full_size_parameter_counts_match_the_original():
-    """Reference §1.7 / §11: 358,626,868 parameters minus the unused embed_spatial (4 × 1024); mono 298,052,096
+    """docs/original-implementation.md §1.7 / §11: 358,626,868 parameters minus the unused embed_spatial (4 × 1024); mono 298,052,096
     minus embed_spatial. Built on the meta device: no memory, no weights."""
     with torch.device("meta"):
         foa = VisageForFOA(VisageConfig())

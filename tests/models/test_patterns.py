@@ -1,4 +1,4 @@
-"""Code patterns against naive loops written from the original's description (reference §2.2, §2.6, §11)."""
+"""Code patterns against naive loops written from the original's description (docs/original-implementation.md §2.2, §2.6, §11)."""
 
 from __future__ import annotations
 
@@ -118,7 +118,7 @@ def test_custom_pattern_from_config_fields():
 
 
 def test_original_row_count_anchors():
-    """Reference §11: 861 × 36 grid, 15,480 real tokens; rows: 1, then 11 / 25 alternating, 24 last."""
+    """docs/original-implementation.md §11: 861 × 36 grid, 15,480 real tokens; rows: 1, then 11 / 25 alternating, 24 last."""
     pattern = visage_pattern(4, 9)
     live = pattern.live_mask(430)
     assert live.shape == (861, 36)

@@ -92,7 +92,7 @@ def test_missing_recipe_file():
 def test_shipped_recipes_parse(recipe):
     model_args, _, args = parse_arguments(["--config", str(recipe)])
     assert args.global_batch_size % args.gradient_accumulation_steps == 0
-    # Reference §4.1: stage 1 from scratch with 4,000 warm-up steps; stage 2 from the mono model at a constant
+    # docs/original-implementation.md §4.1: stage 1 from scratch with 4,000 warm-up steps; stage 2 from the mono model at a constant
     # 1e-4; both at a global batch of 64, AdamW weight decay 0.01, clipping 1.0, seed 1115.
     if recipe.stem == "pretrain_vggsound":
         assert model_args.config_overrides == {"num_channels": 1}

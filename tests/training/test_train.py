@@ -330,7 +330,7 @@ def test_weight_decay_groups_original_and_corrected():
 
     original = no_decay("original")
     # The original's rule on our names: biases and every *_layer_norm are exempt; layernorm_embedding,
-    # embeddings and the bos/eos/null vectors are decayed (as in the original, reference §4.1).
+    # embeddings and the bos/eos/null vectors are decayed (as in the original, docs/original-implementation.md §4.1).
     assert "model.decoder.layers.0.self_attn_layer_norm.weight" in original
     assert "model.encoder.layers.0.final_layer_norm.weight" in original
     assert "heads.3.bias" in original
@@ -373,7 +373,8 @@ def test_init_from_mono_copies_w_into_the_spatial_channels(tmp_path):
     mono.save_pretrained(tmp_path / "mono")
     model = build_model(ModelArguments(init_from="mono", model_name_or_path=str(tmp_path / "mono")))
     assert model.config.num_channels == 4
-    for stream in (9, 22, 35):  # Y q0, Z q4, X q8 start as W q(stream mod 9) — reference §1.6 step 3
+    # Y q0, Z q4, X q8 start as W q(stream mod 9): docs/original-implementation.md §1.6 step 3
+    for stream in (9, 22, 35):
         torch.testing.assert_close(model.heads[stream].weight, mono.heads[stream % 9].weight)
         torch.testing.assert_close(
             model.model.decoder.embed_codes[stream].weight, mono.model.decoder.embed_codes[stream % 9].weight

@@ -3,7 +3,7 @@
 References are independent of the code under test: panoramas are rendered here from the AmbiX equirect layout
 (column j at azimuth 180 - 360 (j + 0.5) / W, image-left = +azimuth); the corrected crop is checked against
 the pinhole law ``f·tan(angle)`` and against rays built from the camera's forward/right vectors; the original
-mode against a per-pixel loop written from reference/original-visage.md §5.6 (and the original
+mode against a per-pixel loop written from docs/original-implementation.md §5.6 (and the original
 ``prepare_dataset.project`` it describes).
 """
 
@@ -101,7 +101,7 @@ def test_yaw_is_minus_azimuth():
 
 
 def _original_project_loop(pano, yaw_degrees, pitch_degrees, out_size):
-    """Per-pixel re-implementation of the original ``project()`` (reference §5.6): corner rays, R_y(yaw)·R_x(pitch),
+    """Per-pixel re-implementation of the original ``project()`` (docs/original-implementation.md §5.6): corner rays, R_y(yaw)·R_x(pitch),
     longitude/latitude from lookup tables, MATLAB +1 shift, clamping, then bilinear with black outside."""
     in_h, in_w = pano.shape[:2]
     yaw, pitch = math.radians(yaw_degrees), math.radians(pitch_degrees)

@@ -2,7 +2,7 @@
 
 References are independent of the code under test: frame indices are drawn into the pixels as a binary code
 and compared with the index a player would show (last timestamp <= t, computed here from the timestamps we
-wrote); the projection is compared with a per-pixel loop written from reference/original-visage.md §5.6 and
+wrote); the projection is compared with a per-pixel loop written from docs/original-implementation.md §5.6 and
 with the closed-form pinhole position ``f·tan(angle)``; audio channel order is checked by frequency peaks.
 """
 

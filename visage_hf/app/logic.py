@@ -244,16 +244,7 @@ def check_request(
     azimuth = _number(azimuth, "Azimuth", -180.0, 180.0, "°")
     elevation = _number(elevation, "Elevation", -90.0, 90.0, "°")
     start = _number(start, "Start", 0.0, limits.max_video_seconds, " s")
-    duration = _number(duration, "Duration", 0.0, math.inf, " s")
-    if duration > limits.max_clip_seconds:
-        raise DemoError(
-            f"Duration {duration:g} s is over this demo's limit of {_seconds_text(limits.max_clip_seconds)} per "
-            "run. Run `visage generate` locally for longer clips (any length)."
-        )
-    if duration < limits.min_clip_seconds:
-        raise DemoError(
-            f"Duration: expected at least {_seconds_text(limits.min_clip_seconds)}, got {duration:g} s."
-        )
+    duration = _check_duration(_number(duration, "Duration", 0.0, math.inf, " s"), limits)
     if guidance not in GUIDANCE_MODES:
         raise DemoError(f"Guidance: expected one of {', '.join(GUIDANCE_MODES)}, got {guidance!r}.")
     guidance_scale = _number(guidance_scale, "Guidance scale", *GUIDANCE_SCALE_RANGE)
@@ -262,26 +253,8 @@ def check_request(
     )
     top_k = _whole_number(top_k, "Top-k", *TOP_K_RANGE)
     temperature = _number(temperature, "Temperature", *TEMPERATURE_RANGE)
-    if random_seed or seed is None or (isinstance(seed, str) and not seed.strip()):
-        seed, random_seed = secrets.randbelow(MAX_SEED + 1), True
-    else:
-        seed = _whole_number(seed, "Seed", 0, MAX_SEED)
-
-    info = _probe(path, limits)
-    notes = []
-    if info.duration > 0:
-        available = info.duration - start
-        if available < limits.min_clip_seconds:
-            raise DemoError(
-                f"Start {start:g} s leaves {max(available, 0):.2f} s of the {info.duration:.2f} s video; at least "
-                f"{_seconds_text(limits.min_clip_seconds)} are needed. Choose an earlier start."
-            )
-        if duration > available + 1e-3:
-            notes.append(
-                f"The video has {available:.2f} s from {start:g} s on: generating {available:.2f} s instead of "
-                f"{duration:g} s."
-            )
-            duration = math.floor(available * 100) / 100
+    seed, random_seed = _choose_seed(seed, random_seed)
+    duration, notes = _fit_to_video(_probe(path, limits), start, duration, limits)
     request = GenerationRequest(
         video=path,
         start=start,
@@ -299,45 +272,65 @@ def check_request(
     return request, notes
 
 
+def _check_duration(duration: float, limits: DemoLimits) -> float:
+    if duration > limits.max_clip_seconds:
+        raise DemoError(
+            f"Duration {duration:g} s is over this demo's limit of {_seconds_text(limits.max_clip_seconds)} per "
+            "run. Run `visage generate` locally for longer clips (any length)."
+        )
+    if duration < limits.min_clip_seconds:
+        raise DemoError(
+            f"Duration: expected at least {_seconds_text(limits.min_clip_seconds)}, got {duration:g} s."
+        )
+    return duration
+
+
+def _choose_seed(seed, random_seed: bool) -> tuple[int, bool]:
+    """``(seed, random_seed)``: a fresh random seed unless a seed is given and random is off."""
+    if random_seed or seed is None or (isinstance(seed, str) and not seed.strip()):
+        return secrets.randbelow(MAX_SEED + 1), True
+    return _whole_number(seed, "Seed", 0, MAX_SEED), False
+
+
+def _fit_to_video(info, start: float, duration: float, limits: DemoLimits) -> tuple[float, list[str]]:
+    """Shorten a clip that runs past the end of the video (with a note); refuse a start too near the end."""
+    notes = []
+    if info.duration > 0:  # 0: the container does not state its length
+        available = info.duration - start
+        if available < limits.min_clip_seconds:
+            raise DemoError(
+                f"Start {start:g} s leaves {max(available, 0):.2f} s of the {info.duration:.2f} s video; at least "
+                f"{_seconds_text(limits.min_clip_seconds)} are needed. Choose an earlier start."
+            )
+        if duration > available + 1e-3:
+            notes.append(
+                f"The video has {available:.2f} s from {start:g} s on: generating {available:.2f} s instead of "
+                f"{duration:g} s."
+            )
+            duration = math.floor(available * 100) / 100
+    return duration, notes
+
+
 # ============================================================================================ the model
 
 
 def load_pipeline(model: str, device: str | None = None):
     """The pipeline for ``model``: ``"tiny-random"``, a folder, or a Hub id (the original release is
-    converted on load), on ``device`` (default: CUDA when available).
+    converted on load), on ``device`` (default: CUDA when available), through the one loader the CLI uses
+    (:func:`visage_hf.pipelines.loading.load_pipeline`).
 
     Raises:
         DemoError: the model cannot be loaded, with the reason (offline, missing folder, ...).
     """
-    import torch
+    from ..pipelines.loading import load_pipeline as load
 
-    from ..pipelines.pipeline_visage import VisagePipeline
-    from ..pipelines.tiny import TINY_RANDOM, build_tiny_random_pipeline
-    from ..utils import hub
-
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if model == TINY_RANDOM:
-        # Its layers are too small to gain from intra-op threads (see `visage generate --model tiny-random`).
-        torch.set_num_threads(1)
-        return build_tiny_random_pipeline().to(device)
-    local = Path(model).expanduser()
-    looks_local = model.startswith(("/", ".", "~")) or model.count("/") > 1 or local.exists()
-    if looks_local and not local.is_dir():
-        raise DemoError(f"model folder not found: {model}")
-    offline = (
-        f"could not download {model} (no network?). Set {MODEL_ENV} to a downloaded or converted checkpoint "
-        f"folder, or to tiny-random to try the app offline (noise)."
-    )
-    if not looks_local and not hub.hub_reachable():
-        raise DemoError(offline)
     try:
-        pipeline = VisagePipeline.from_pretrained(str(local) if looks_local else model)
-    except Exception as error:
-        if hub.is_network_error(error):
-            raise DemoError(offline) from None
-        raise DemoError(f"could not load the model {model}: {_one_line(error)}") from None
-    return pipeline.to(device)
+        return load(model, device)
+    except ValueError as error:
+        raise DemoError(
+            f"{_one_line(error)} (in the app: set {MODEL_ENV} to a downloaded or converted checkpoint folder, "
+            "or to tiny-random to try the app offline (noise))"
+        ) from None
 
 
 def _one_line(error: BaseException) -> str:
@@ -464,22 +457,7 @@ def run_generation(
     folder = Path(tempfile.mkdtemp(prefix="run-", dir=output_root))
     try:
         _report(progress, 0.0, "reading the video")
-        try:
-            result = pipeline(
-                str(request.video),
-                request.azimuth,
-                request.elevation,
-                request.start,
-                request.duration,
-                guidance=request.guidance,
-                guidance_scale=request.guidance_scale,
-                direction_guidance_scale=request.direction_guidance_scale,
-                top_k=request.top_k,
-                temperature=request.temperature,
-                seed=request.seed,
-            )
-        except (ValueError, FileNotFoundError) as error:
-            raise DemoError(_one_line(error).replace(str(request.video), request.video.name)) from None
+        result = _generate(pipeline, request)
         foa, sample_rate = result.audio[0], result.sample_rate
         _report(progress, 0.85, "writing the AmbiX WAV, binaural preview and YouTube MP4")
         direction = f"az {request.azimuth:+.0f}°, el {request.elevation:+.0f}°"
@@ -519,6 +497,23 @@ def run_generation(
         seed=request.seed,
         summary=summary,
     )
+
+
+def _generate(pipeline, request: GenerationRequest):
+    """The pipeline's output for the request; its input errors become a :class:`DemoError` without server paths."""
+    try:
+        settings = {name: getattr(request, name) for name in DEFAULT_SETTINGS}  # the sampling widgets
+        return pipeline(
+            str(request.video),
+            request.azimuth,
+            request.elevation,
+            request.start,
+            request.duration,
+            seed=request.seed,
+            **settings,
+        )
+    except (ValueError, FileNotFoundError) as error:
+        raise DemoError(_one_line(error).replace(str(request.video), request.video.name)) from None
 
 
 def _write_overlay_video(

@@ -2,7 +2,7 @@
 
 ViSAGe models first-order ambisonics (AmbiX W, Y, Z, X) as four independent mono DAC streams: every channel
 is encoded by the same 44.1 kHz DAC (hop 512 samples, 9 codebooks of 1024 entries) and decoded back the same
-way (reference/original-visage.md §3.6, §5.8). :class:`FOACodec` does this with transformers' ``DacModel``,
+way (docs/original-implementation.md §3.6, §5.8). :class:`FOACodec` does this with transformers' ``DacModel``,
 folding the channels (and any batch) into the DAC batch:
 
     audio (4, n) or (batch, 4, n) float  --encode-->  codes (4, 9, T) or (batch, 4, 9, T) int64
@@ -430,6 +430,13 @@ def descript_config(kwargs: Mapping | None = None) -> DacConfig:
 # descript Sequential indices -> transformers module names. Residual units in both encoder and decoder are
 # `Sequential(Snake1d, WNConv1d k7, Snake1d, WNConv1d k1)`.
 _RESIDUAL_PARTS = {"0": "snake1", "1": "conv1", "2": "snake2", "3": "conv2"}
+# The layers of an encoder / decoder block outside its residual units.
+_BLOCK_LAYERS = {
+    "encoder_block_snake": "encoder.block.{block}.snake1.{parameter}",
+    "encoder_block_conv": "encoder.block.{block}.conv1.{parameter}",
+    "decoder_block_snake": "decoder.block.{block}.snake1.{parameter}",
+    "decoder_block_conv": "decoder.block.{block}.conv_t1.{parameter}",
+}
 
 
 def _rename_descript_key(key: str, num_blocks: int) -> str:
@@ -456,14 +463,8 @@ def _rename_descript_key(key: str, num_blocks: int) -> str:
         block = int(groups[0])
         if kind == "encoder_residual":
             return f"encoder.block.{block - 1}.res_unit{int(groups[1]) + 1}.{_RESIDUAL_PARTS[groups[2]]}.{groups[3]}"
-        if kind == "encoder_block_snake":
-            return f"encoder.block.{block - 1}.snake1.{groups[1]}"
-        if kind == "encoder_block_conv":
-            return f"encoder.block.{block - 1}.conv1.{groups[1]}"
-        if kind == "decoder_block_snake":
-            return f"decoder.block.{block - 1}.snake1.{groups[1]}"
-        if kind == "decoder_block_conv":
-            return f"decoder.block.{block - 1}.conv_t1.{groups[1]}"
+        if kind in _BLOCK_LAYERS:
+            return _BLOCK_LAYERS[kind].format(block=block - 1, parameter=groups[1])
         if kind == "decoder_residual":
             return f"decoder.block.{block - 1}.res_unit{int(groups[1]) - 1}.{_RESIDUAL_PARTS[groups[2]]}.{groups[3]}"
         # Top-level layers: index 0 is the first conv, n+1 the snake, n+2 the last conv.
@@ -490,7 +491,7 @@ def convert_descript_weights(state_dict: Mapping[str, torch.Tensor]) -> dict[str
     Accepts the raw state dict or the whole checkpoint (``{"state_dict": ..., "metadata": ...}``). Weight
     norm is folded: ``weight_g``/``weight_v`` (``torch.nn.utils.weight_norm``) or
     ``parametrizations.weight.original0/1`` (its parametrization form) become one ``weight``. The key map
-    follows reference/dependencies.md §2 (the same as transformers' conversion script). Load the result with
+    is the one transformers' own DAC conversion script uses. Load the result with
     ``DacModel(descript_config(kwargs)).load_state_dict(result, strict=True)``.
     """
     if "state_dict" in state_dict and isinstance(state_dict["state_dict"], Mapping):

@@ -186,7 +186,7 @@ def _rotation_about_x(degrees: float) -> np.ndarray:
 def rotation_matrix(yaw: float = 0.0, pitch: float = 0.0, roll: float = 0.0) -> np.ndarray:
     """Sound-field rotation ``(3, 3)`` acting on (x, y, z) direction vectors: ``R = Rx(roll)·Ry(pitch)·Rz(yaw)``.
 
-    Right-hand rotations in degrees (reference/ecosystem.md §4.4): positive yaw (about z) moves sources
+    Right-hand rotations in degrees (docs/original-implementation.md §E4.4): positive yaw (about z) moves sources
     toward the left; positive pitch (about y = left) tips the front down; positive roll (about x = front)
     lifts the left side up. Yaw is applied first. To make a camera direction ``(az, el)`` the new front,
     use ``yaw=-az, pitch=el``.
@@ -316,7 +316,7 @@ def sh_matrix(azimuth, elevation, normalization: str = "sn3d") -> np.ndarray:
 
     ``normalization``: ``"sn3d"`` ``(1, cos el·sin az, sin el, cos el·cos az)``; ``"n3d"`` (first order ×√3);
     ``"original"`` reproduces the original energy map's normalisation slip (√2 on Y and X, 1 on Z:
-    reference/original-visage.md §6.2 and §9 B4).
+    docs/original-implementation.md §6.2 and §9 B4).
     """
     if normalization not in _SH_NORMALIZATIONS:
         raise ValueError(f"normalization: expected one of {_SH_NORMALIZATIONS}, got {normalization!r}")

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..utils.limits import check_audio_header, check_finite_samples, check_riff_sizes
+
 __all__ = [
     "atomic_output_path",
     "check_foa",
@@ -137,12 +139,16 @@ def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
         raise FileNotFoundError(f"audio file not found: {path}")
     if path.is_dir():
         raise ValueError(f"expected an audio file, got a directory: {path}")
+    check_riff_sizes(path)
     try:
+        info = sf.info(str(path))
+        check_audio_header(info.channels, info.frames, info.samplerate, path)
         data, sample_rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError) as error:
         raise ValueError(f"could not read audio from {path}: {error}") from None
     if data.shape[0] == 0:
         raise ValueError(f"expected at least one sample in {path}, got an empty file")
+    check_finite_samples(data, path)
     return np.ascontiguousarray(data.T), int(sample_rate)
 
 

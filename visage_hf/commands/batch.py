@@ -10,7 +10,22 @@ from .common import (
     CommandError,
     positive_int,
 )
-from .generate import GUIDANCE_CHOICES, MODEL_ENV, default_model, load_pipeline
+from .generate import (
+    add_model_arguments,
+    add_sampling_arguments,
+    check_sampling_arguments,
+    default_model,
+    load_pipeline,
+)
+
+# Shown in --help of generate-batch and evaluate (the formats `visage_hf.data.clip_files.load_directions` reads).
+DIRECTIONS_FORMATS = (
+    "clip id -> camera direction, one of: YT-Ambigen ambi.json, a JSON object "
+    '{"CLIP": [elevation_index, azimuth_index]} (2° indices: elevation 89 - 2e, azimuth 179 - 2a); a JSON object '
+    '{"CLIP": {"azimuth": DEG, "elevation": DEG}}; or a CSV with a header row, columns clip,azimuth,elevation '
+    "(degrees) or clip,elevation_index,azimuth_index ('id' or 'file_path' may name the clip column; a file "
+    "extension on the id is stripped)"
+)
 
 
 def add_generate_batch_command(subparsers) -> None:
@@ -37,23 +52,20 @@ def add_generate_batch_command(subparsers) -> None:
         "video,azimuth,elevation[,start,duration] and optionally id",
     )
     parser.add_argument(
-        "--directions",
-        help="clip id -> camera direction: YT-Ambigen ambi.json, JSON or CSV (see 'visage evaluate --help'); "
-        "overrides the directions stored with features",
+        "--directions", help=DIRECTIONS_FORMATS + "; overrides the directions stored with features"
     )
     parser.add_argument(
         "--clips", help="CSV of the clips to generate (an id, clip or file_path column, like test.csv)"
     )
     parser.add_argument("--split", default="test", help="split of a feature dataset (default test)")
     parser.add_argument("-o", "--output", required=True, help="output folder")
+    add_model_arguments(parser)
     parser.add_argument(
-        "--model",
-        default=None,
-        help=f"saved pipeline or checkpoint folder, Hub id, or 'tiny-random'; default ${MODEL_ENV} or "
-        "jaeyeonkim99/visage",
-    )
-    parser.add_argument(
-        "--seed", type=int, default=0, help="run seed; each clip's seed derives from it (default 0)"
+        "--seed",
+        type=int,
+        default=0,
+        help="run seed; each clip's seed derives from it, so a fixed default (0) keeps resumed runs "
+        "reproducible ('visage generate' draws a fresh seed unless given one)",
     )
     parser.add_argument(
         "--batch-size", type=positive_int, default=8, help="clips per generate call (default 8)"
@@ -62,24 +74,11 @@ def add_generate_batch_command(subparsers) -> None:
         "--sample-rate",
         type=int,
         default=16000,
-        help="Hz of the WAV files (default 16000, as the paper scores)",
+        help="Hz of the WAV files (default 16000, the rate the paper scores at; 'visage generate' defaults to "
+        "the model's 44100 for listening)",
     )
-    parser.add_argument("--guidance", choices=GUIDANCE_CHOICES, default=None, help="default: the model's")
-    parser.add_argument("--guidance-scale", type=float, default=None, help="s in l_c + s(l_c - l_u)")
-    parser.add_argument(
-        "--direction-guidance-scale", type=float, default=None, help="direction term of --guidance dual"
-    )
-    parser.add_argument("--top-k", type=int, default=None, help="sample from the k likeliest codes")
-    parser.add_argument("--temperature", type=float, default=None, help="sampling temperature")
-    parser.add_argument("--greedy", action="store_true", help="take the likeliest code instead of sampling")
-    parser.add_argument(
-        "--mode", choices=["corrected", "original"], default=None, help="default: the model's"
-    )
-    parser.add_argument(
-        "--equirect", action="store_true", help="the videos are 360° equirectangular (crop at the direction)"
-    )
+    add_sampling_arguments(parser)
     parser.add_argument("--device", default=None, help="default: each process's accelerate device")
-    parser.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default="float32")
     parser.add_argument(
         "--overwrite", action="store_true", help="regenerate every clip, even over outputs of other settings"
     )
@@ -95,6 +94,7 @@ def run_generate_batch(args: argparse.Namespace) -> int:
 
     if args.sample_rate < 8000:
         raise CommandError(f"--sample-rate: expected at least 8000 Hz, got {args.sample_rate}")
+    check_sampling_arguments(args)
     # PartialState reads no ACCELERATE_USE_CPU itself; without cpu=True, CPU processes started by torchrun
     # would each run alone and all generate every clip.
     state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU") or args.device == "cpu")
@@ -124,9 +124,9 @@ def run_generate_batch(args: argparse.Namespace) -> int:
 
     def load_for_device(device):
         quiet = args.quiet or not state.is_main_process
-        return load_pipeline(model, args.device or str(device), args.dtype, quiet)
+        return load_pipeline(model, args.device or str(device), args.dtype, quiet, args.clip, args.codec)
 
-    run_batch_generation(
+    report = run_batch_generation(
         source,
         args.output,
         load_for_device,
@@ -137,4 +137,5 @@ def run_generate_batch(args: argparse.Namespace) -> int:
         state=state,
         progress=not args.quiet,
     )
-    return 0
+    # Failed clips are listed in failed.csv and the run went on; a script must still see that it is incomplete.
+    return 1 if report.failed else 0

@@ -23,6 +23,25 @@ class Parser(argparse.ArgumentParser):
 # ----------------------------------------------------------------------------- shared helpers
 
 
+# Containers an FOA tool writes: float32 WAV-family files, or FLAC (16-bit, lossless). Lossy ones (Ogg Vorbis,
+# Opus, MP3) change the inter-channel phase the direction lives in, so they are refused rather than written.
+AUDIO_OUTPUT_HELP = "output audio file: .wav (float32; also .aiff, .caf, .w64, .rf64) or .flac (16-bit)"
+_LOSSLESS_OUTPUTS = (".wav", ".aiff", ".aif", ".caf", ".w64", ".rf64", ".flac")
+_VIDEO_INPUTS = (".mp4", ".mov", ".m4v", ".mkv", ".webm")
+
+
+def check_audio_output(path: str) -> None:
+    """Refuse an output name whose container is lossy or unknown (see ``AUDIO_OUTPUT_HELP``)."""
+    from pathlib import Path
+
+    suffix = Path(path).suffix.lower()
+    if suffix not in _LOSSLESS_OUTPUTS:
+        raise CommandError(
+            f"-o {path}: expected a .wav or .flac file (lossy or unknown containers such as {suffix or 'none'} "
+            "would alter the spatial information)"
+        )
+
+
 def _refuse_silence(audio, path: str) -> None:
     """Silence has no direction and nothing to encode/decode: a one-line error (exit 2), not a made-up result."""
     import numpy as np
@@ -32,9 +51,18 @@ def _refuse_silence(audio, path: str) -> None:
 
 
 def read_foa(path: str):
+    """A 4-channel FOA file: an audio file, or the audio track of a video (e.g. `visage generate`'s
+    spatial.mp4)."""
+    from pathlib import Path
+
     from ..audio.io import check_foa, read_audio
 
-    audio, sample_rate = read_audio(path)
+    if Path(path).suffix.lower() in _VIDEO_INPUTS:
+        from ..video.io import read_audio_track
+
+        audio, sample_rate = read_audio_track(path)
+    else:
+        audio, sample_rate = read_audio(path)
     if audio.shape[0] != 4:
         raise CommandError(f"expected a {FOA_DESCRIPTION} file, got {audio.shape[0]} channel(s) in {path}")
     foa = check_foa(audio, name=str(path))

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
 from .common import (
     FOA_DESCRIPTION,
-    PROG,
     CommandError,
     add_direction_arguments,
     describe_direction,
@@ -29,8 +27,114 @@ def default_model() -> str:
     return os.environ.get(MODEL_ENV) or DEFAULT_MODEL_REPO
 
 
+# The guidance modes of `visage_hf.models.configuration_visage.GUIDANCE_MODES`, written out so `--help` does not
 # import transformers; tests check that the two agree.
 GUIDANCE_CHOICES = ("joint", "dual", "visual", "direction", "none")
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """--model, --clip, --codec, --device, --dtype: the options of `visage generate` and `generate-batch` that
+    load the pipeline (one loader: :func:`visage_hf.pipelines.loading.load_pipeline`)."""
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="saved pipeline folder (pipe.save_pretrained), model checkpoint folder (trained <output_dir>/model, "
+        "'visage convert-original' output), Hub id, or 'tiny-random' (noise, for checking the plumbing); "
+        f"default ${MODEL_ENV} or the original release jaeyeonkim99/visage, converted on load",
+    )
+    parser.add_argument(
+        "--clip",
+        default=None,
+        help="CLIP folder (or Hub id) for a model checkpoint folder, which holds the ViSAGe model only "
+        "(default openai/clip-vit-base-patch32 from the Hub or its cache); not with a saved pipeline",
+    )
+    parser.add_argument(
+        "--codec",
+        default=None,
+        help="DAC codec folder (or Hub id) for a model checkpoint folder (default descript/dac_44khz from the "
+        "Hub or its cache); not with a saved pipeline",
+    )
+    parser.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default="float32")
+
+
+def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
+    """Guidance, sampling and mode options, shared (names and defaults) by `generate` and `generate-batch`."""
+    parser.add_argument(
+        "--guidance",
+        choices=GUIDANCE_CHOICES,
+        default=None,
+        help="classifier-free guidance: joint (the release: video and direction nulled together), dual (separate "
+        "visual and direction scales), visual, direction, none (default: the model's, joint for the release)",
+    )
+    parser.add_argument(
+        "--guidance-scale",
+        type=float,
+        default=None,
+        help="s in l_c + s(l_c - l_u); 0 is the conditional model alone (default: the model's, 2.5)",
+    )
+    parser.add_argument(
+        "--direction-guidance-scale",
+        type=float,
+        default=None,
+        help="the direction term's scale, with --guidance dual or direction (default: the model's, 2.5)",
+    )
+    parser.add_argument(
+        "--top-k",
+        type=int,
+        default=None,
+        help="sample from the k likeliest codes; 0 = no limit, all codes (default: the model's, 256)",
+    )
+    parser.add_argument(
+        "--temperature", type=float, default=None, help="sampling temperature > 0 (default: the model's, 1)"
+    )
+    parser.add_argument(
+        "--greedy",
+        action="store_true",
+        help="take the likeliest code at every step instead of sampling (not with --top-k/--temperature)",
+    )
+    parser.add_argument(
+        "--mode",
+        choices=["corrected", "original"],
+        default=None,
+        help="'original' reproduces the original code's quirks (default: the model's; original for the release)",
+    )
+    parser.add_argument(
+        "--equirect",
+        action="store_true",
+        help="the video is 360° equirectangular: crop the field of view at the direction (auto-detected from "
+        "2:1 frames with spherical metadata)",
+    )
+
+
+def check_sampling_arguments(args: argparse.Namespace) -> None:
+    """Refuse option combinations that cannot apply, saying why (instead of silently ignoring an option)."""
+    if args.guidance == "none":
+        given = [
+            name for name in ("guidance_scale", "direction_guidance_scale") if getattr(args, name) is not None
+        ]
+        if given:
+            options = " and ".join("--" + name.replace("_", "-") for name in given)
+            raise CommandError(f"{options}: no guidance scale applies with --guidance none")
+    if args.direction_guidance_scale is not None and args.guidance in ("joint", "visual"):
+        raise CommandError(
+            f"--direction-guidance-scale applies only to --guidance dual or direction (got --guidance "
+            f"{args.guidance}); use --guidance-scale"
+        )
+    if args.guidance_scale is not None and args.guidance == "direction":
+        raise CommandError(
+            "--guidance-scale does not apply to --guidance direction, whose scale is --direction-guidance-scale"
+        )
+    if args.greedy:
+        given = [name for name in ("top_k", "temperature") if getattr(args, name) is not None]
+        if given:
+            options = " and ".join("--" + name.replace("_", "-") for name in given)
+            raise CommandError(f"{options}: sampling options do not apply with --greedy")
+    if args.temperature is not None and not args.temperature > 0:
+        raise CommandError(
+            f"--temperature: expected > 0, got {args.temperature:g}; for the likeliest code use --greedy"
+        )
+    if args.top_k is not None and args.top_k < 0:
+        raise CommandError(f"--top-k: expected >= 0 (0 = no limit), got {args.top_k}")
 
 
 def add_generate_command(subparsers) -> None:
@@ -42,7 +146,9 @@ def add_generate_command(subparsers) -> None:
         "foa_ambix.wav (" + FOA_DESCRIPTION + ", float32, 44.1 kHz unless --sample-rate; world frame), "
         "binaural.wav (headphone preview, turned so the camera direction is in front), spatial.mp4 (the "
         "video segment with the FOA as a 4-channel AAC track + SA3D spatial-audio box; 360° input keeps the "
-        "world frame and gets spherical metadata) and energy_map.png. Files appear only when all are written.",
+        "world frame and gets spherical metadata) and energy_map.png. Files appear only when all are written; "
+        "earlier outputs in OUT are replaced only with --overwrite. 'visage generate-batch' shares the model "
+        "and sampling options.",
     )
     parser.add_argument("video", help="video file (a field-of-view clip, or a 360° equirectangular video)")
     add_direction_arguments(parser, "camera")
@@ -50,98 +156,62 @@ def add_generate_command(subparsers) -> None:
     parser.add_argument(
         "--duration", type=positive_seconds, default=None, help="seconds (default: to the end of the video)"
     )
+    add_model_arguments(parser)
     parser.add_argument(
-        "--model",
+        "--seed",
+        type=int,
         default=None,
-        help=f"saved pipeline or checkpoint folder, Hub id, or 'tiny-random' (noise, for checking the plumbing); "
-        f"default ${MODEL_ENV} or the original release jaeyeonkim99/visage, converted on load",
+        help="random seed (same seed, same audio; default: a fresh random draw — generate-batch defaults to 0 "
+        "because every clip's seed derives from it)",
     )
-    parser.add_argument("--seed", type=int, default=None, help="random seed (same seed, same audio)")
+    add_sampling_arguments(parser)
     parser.add_argument(
-        "--guidance",
-        choices=GUIDANCE_CHOICES,
+        "--sample-rate",
+        type=int,
         default=None,
-        help="classifier-free guidance (default: the model's)",
+        help="Hz of the WAV files (default: the model's 44100; generate-batch defaults to 16000, the rate the "
+        "paper scores at)",
     )
-    parser.add_argument("--guidance-scale", type=float, default=None, help="s in l_c + s(l_c - l_u)")
-    parser.add_argument(
-        "--direction-guidance-scale", type=float, default=None, help="direction term of --guidance dual"
-    )
-    parser.add_argument("--top-k", type=int, default=None, help="sample from the k likeliest codes")
-    parser.add_argument("--temperature", type=float, default=None, help="sampling temperature")
-    parser.add_argument(
-        "--equirect",
-        action="store_true",
-        help="VIDEO is 360° equirectangular: crop the field of view at the direction (auto-detected from "
-        "2:1 frames with spherical metadata)",
-    )
-    parser.add_argument("--sample-rate", type=int, default=None, help="Hz of the WAV files (default 44100)")
     parser.add_argument(
         "--device", default=None, help="cpu, cuda, cuda:1, mps ... (default: cuda if available)"
     )
-    parser.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default="float32")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace the outputs of an earlier run in OUT"
+    )
     parser.add_argument("-o", "--output", required=True, help="output folder")
     parser.set_defaults(handler=run_generate)
 
 
-def _offline_message(model: str) -> str:
-    return (
-        f"could not download {model} (offline?): pass --model tiny-random to check the plumbing, --model DIR "
-        "with a downloaded or converted checkpoint (see 'visage convert-original'), or set HF_HUB_OFFLINE=1 "
-        "to use a copy in the Hugging Face cache"
-    )
+def load_pipeline(
+    model: str,
+    device: str | None,
+    dtype_name: str,
+    quiet: bool = False,
+    clip: str | None = None,
+    codec: str | None = None,
+):
+    """:func:`visage_hf.pipelines.loading.load_pipeline` with its errors as one-line command errors."""
+    from ..pipelines.loading import load_pipeline as load
 
-
-def load_pipeline(model: str, device: str | None, dtype_name: str, quiet: bool = False):
-    import torch
-
-    from ..pipelines.tiny import TINY_RANDOM, TINY_RANDOM_WARNING, tiny_random_components
-
-    dtype = getattr(torch, dtype_name)
-    if quiet:  # the libraries' own loading bars
-        from diffusers.utils import logging as diffusers_logging
-        from transformers.utils import logging as transformers_logging
-
-        diffusers_logging.disable_progress_bar()
-        transformers_logging.disable_progress_bar()
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if model == TINY_RANDOM:
-        from ..pipelines.pipeline_visage import VisagePipeline
-
-        print(f"{PROG}: warning: {TINY_RANDOM_WARNING}", file=sys.stderr)
-        # Its layers are too small to gain from intra-op threads, and on a busy CPU extra threads make each of
-        # its ~2000 decoder steps wait on the others (measured: 7 s -> 59 s for 12 s on 2 shared cores).
-        torch.set_num_threads(1)
-        pipe = VisagePipeline(**tiny_random_components())
-    else:
-        pipe = _load_named_pipeline(model, dtype)
     try:
-        return pipe.to(device=device, dtype=dtype)
-    except (AssertionError, RuntimeError) as error:  # e.g. "Torch not compiled with CUDA enabled"
-        raise CommandError(f"--device {device}: {one_line(error)}") from None
+        return load(model, device, dtype_name, quiet, clip=clip, codec=codec)
+    except ValueError as error:
+        raise CommandError(one_line(error)) from None
 
 
-def _load_named_pipeline(model: str, dtype):
-    from ..pipelines.pipeline_visage import VisagePipeline
-    from ..utils import hub
+def _check_output_folder(output: Path, overwrite: bool) -> None:
+    """The files `generate` writes are refused when already there, unless --overwrite."""
+    from ..pipelines.export import OUTPUT_FILES
 
-    local = Path(model).expanduser()
-    looks_local = model.startswith(("/", ".", "~")) or model.count("/") > 1 or local.exists()
-    if looks_local and not local.is_dir():
+    if output.exists() and not output.is_dir():
+        raise CommandError(f"expected an output folder, got an existing file: {output}")
+    existing = [name for name in OUTPUT_FILES.values() if (output / name).exists()]
+    if existing and not overwrite:
         raise CommandError(
-            f"model folder not found: {model} (expected a folder with a saved pipeline or checkpoint, a Hub "
-            "id, or tiny-random)"
+            f"{output} already holds {', '.join(existing)} from an earlier run: pass --overwrite to replace "
+            "them, or choose another output folder"
         )
-    if not looks_local and not hub.hub_reachable():
-        raise CommandError(_offline_message(model))
-    try:
-        return VisagePipeline.from_pretrained(str(local) if looks_local else model, dtype=dtype)
-    except Exception as error:
-        if hub.is_network_error(error):
-            raise CommandError(_offline_message(model)) from None
-        raise CommandError(f"could not load the model {model}: {one_line(error)}") from None
 
 
 def run_generate(args: argparse.Namespace) -> int:
@@ -149,13 +219,15 @@ def run_generate(args: argparse.Namespace) -> int:
     from ..video.clip import probe_clip
 
     output = Path(args.output)
-    if output.exists() and not output.is_dir():
-        raise CommandError(f"expected an output folder, got an existing file: {output}")
+    _check_output_folder(output, args.overwrite)
     if args.sample_rate is not None and args.sample_rate < 8000:
         raise CommandError(f"--sample-rate: expected at least 8000 Hz, got {args.sample_rate}")
+    check_sampling_arguments(args)
     # Bad input fails before a model is loaded (which may mean a download).
     probe_clip(args.video, args.start, args.duration)
-    pipe = load_pipeline(args.model or default_model(), args.device, args.dtype, args.quiet)
+    pipe = load_pipeline(
+        args.model or default_model(), args.device, args.dtype, args.quiet, args.clip, args.codec
+    )
     result = pipe(
         args.video,
         args.azimuth,
@@ -165,9 +237,11 @@ def run_generate(args: argparse.Namespace) -> int:
         guidance=args.guidance,
         guidance_scale=args.guidance_scale,
         direction_guidance_scale=args.direction_guidance_scale,
+        do_sample=False if args.greedy else None,
         top_k=args.top_k,
         temperature=args.temperature,
         seed=args.seed,
+        mode=args.mode,
         equirect=True if args.equirect else None,
         progress=not args.quiet,
     )
@@ -187,13 +261,20 @@ def run_generate(args: argparse.Namespace) -> int:
         title=f"generated FOA, camera az {args.azimuth:+.0f}°, el {args.elevation:+.0f}°",
     )
     kind = "360° video, field of view cropped at the camera" if result.equirect else "field-of-view video"
+    rate = files.sample_rate
+    resampled = "" if rate == result.sample_rate else f", resampled from the model's {result.sample_rate} Hz"
     print(
-        f"generated {seconds:.3f} s ({foa.shape[-1]} samples at {result.sample_rate} Hz) for {args.video} "
+        f"generated {seconds:.3f} s ({round(seconds * rate)} samples at {rate} Hz{resampled}) for {args.video} "
         f"[{kind}], camera at {direction}, in {len(result.windows)} window(s)"
     )
-    print(f"wrote {files.foa}: {FOA_DESCRIPTION}, float32, {files.sample_rate} Hz, world frame")
-    print(f"wrote {files.binaural}: binaural stereo, {files.sample_rate} Hz, camera direction in front")
+    print(f"wrote {files.foa}: {FOA_DESCRIPTION}, float32, {rate} Hz, world frame")
+    print(f"wrote {files.binaural}: binaural stereo, {rate} Hz, camera direction in front")
     frame = "world frame, 360° spherical metadata" if result.equirect else "camera direction in front"
     print(f"wrote {files.video}: H.264 + 4-channel AAC 48 kHz with SA3D (AmbiX), {frame}")
-    print(f"wrote {files.energy_map}: energy map of the generated FOA")
+    if files.video_360 is not None:
+        print(
+            f"wrote {files.video_360}: the clip painted on a 360° sphere at the camera direction, world-frame FOA, "
+            "spherical metadata: upload this one to YouTube for head-tracked spatial audio"
+        )
+    print(f"wrote {files.energy_map}: energy map of the generated FOA (× = loudest direction, ○ = camera)")
     return 0

@@ -6,9 +6,11 @@ import argparse
 from pathlib import Path
 
 from .common import (
+    AUDIO_OUTPUT_HELP,
     FOA_DESCRIPTION,
     CommandError,
     add_direction_arguments,
+    check_audio_output,
     describe_direction,
     read_foa,
     read_mono,
@@ -40,7 +42,7 @@ def add_encode_command(subparsers) -> None:
     )
     parser.add_argument("input", help="mono audio file")
     add_direction_arguments(parser, "source")
-    parser.add_argument("-o", "--output", required=True, help="output FOA file (.wav, float32)")
+    parser.add_argument("-o", "--output", required=True, help="FOA " + AUDIO_OUTPUT_HELP)
     parser.set_defaults(handler=run_encode)
 
 
@@ -48,6 +50,8 @@ def run_encode(args: argparse.Namespace) -> int:
     from ..audio.foa import encode
     from ..audio.io import write_audio
     from ..directions import wrap_azimuth
+
+    check_audio_output(args.output)
 
     mono, sample_rate = read_mono(args.input)
     foa = encode(mono, args.azimuth, args.elevation)
@@ -73,13 +77,15 @@ def add_rotate_command(subparsers) -> None:
     parser.add_argument("--yaw", type=float, default=0.0, help="degrees (default 0)")
     parser.add_argument("--pitch", type=float, default=0.0, help="degrees (default 0)")
     parser.add_argument("--roll", type=float, default=0.0, help="degrees (default 0)")
-    parser.add_argument("-o", "--output", required=True, help="output FOA file")
+    parser.add_argument("-o", "--output", required=True, help="FOA " + AUDIO_OUTPUT_HELP)
     parser.set_defaults(handler=run_rotate)
 
 
 def run_rotate(args: argparse.Namespace) -> int:
     from ..audio.foa import rotate
     from ..audio.io import write_audio
+
+    check_audio_output(args.output)
 
     foa, sample_rate = read_foa(args.input)
     path = write_audio(args.output, rotate(foa, args.yaw, args.pitch, args.roll), sample_rate)
@@ -111,13 +117,15 @@ def add_decode_command(subparsers) -> None:
         "--spread", type=float, default=90.0, help="degrees each mic is turned off axis (default 90)"
     )
     parser.add_argument("--mono", action="store_true", help="write one microphone at the look direction")
-    parser.add_argument("-o", "--output", required=True, help="output audio file")
+    parser.add_argument("-o", "--output", required=True, help=AUDIO_OUTPUT_HELP)
     parser.set_defaults(handler=run_decode)
 
 
 def run_decode(args: argparse.Namespace) -> int:
     from ..audio.foa import decode_stereo, virtual_microphone
     from ..audio.io import write_audio
+
+    check_audio_output(args.output)
 
     foa, sample_rate = read_foa(args.input)
     if args.mono:
@@ -143,7 +151,9 @@ def add_energy_map_command(subparsers) -> None:
         "equirectangular grid, for the whole clip or per window (--window 1.0 or 0.2 like the paper; a "
         "trailing partial window is dropped). Prints the loudest direction.",
     )
-    parser.add_argument("input", help=f"{FOA_DESCRIPTION} file")
+    parser.add_argument(
+        "input", help=f"{FOA_DESCRIPTION} file, or a video with a 4-channel FOA track (e.g. spatial.mp4)"
+    )
     parser.add_argument("-o", "--output", required=True, help="output PNG")
     parser.add_argument(
         "--window", type=float, default=None, help="window length in seconds (default: whole clip)"

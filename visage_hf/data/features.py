@@ -178,9 +178,7 @@ def load_feature_dataset(
     import datasets
 
     if data_files is not None:
-        return datasets.load_dataset(
-            "parquet", data_files={split: data_files}, split=split, streaming=streaming
-        )
+        return _load_dataset("parquet", data_files={split: data_files}, split=split, streaming=streaming)
     if name_or_path is None:
         raise ValueError("pass a dataset name/path or data_files")
     path = Path(name_or_path)
@@ -193,9 +191,17 @@ def load_feature_dataset(
         return loaded.to_iterable_dataset(num_shards=max(1, len(loaded.cache_files))) if streaming else loaded
     if not path.exists() and name_or_path.startswith((".", "/")):
         raise FileNotFoundError(f"dataset folder {name_or_path} does not exist")
-    return datasets.load_dataset(
-        name_or_path, config_name, split=split, streaming=streaming, revision=revision
-    )
+    return _load_dataset(name_or_path, config_name, split=split, streaming=streaming, revision=revision)
+
+
+def _load_dataset(*args, **kwargs):
+    """`datasets.load_dataset`, with unreadable files (damaged Parquet, wrong types) as one ValueError."""
+    import datasets
+
+    try:
+        return datasets.load_dataset(*args, **kwargs)
+    except datasets.exceptions.DatasetGenerationError as error:
+        raise ValueError(f"could not read the feature files: {error.__cause__ or error}") from None
 
 
 # ------------------------------------------------------------------------------------------------ rows
@@ -220,12 +226,22 @@ def _row_to_example(row: dict, columns: Sequence[str], key: SampleKey) -> dict:
     if DIRECTION in columns:
         example["direction"] = np.asarray(row[DIRECTION], dtype=np.float32).reshape(3)
     if ELEVATION_INDEX in columns:
-        example["indices"] = (int(row[ELEVATION_INDEX]), int(row[AZIMUTH_INDEX]))
+        clip_id = example["clip_id"]
+        example["indices"] = tuple(
+            _whole(row[name], name, clip_id) for name in (ELEVATION_INDEX, AZIMUTH_INDEX)
+        )
     example["codes"] = _code_matrix(row[CODES], CODES, example["clip_id"])
     for yaw in rotation_yaws_in(columns):
         column = rotated_codes_column(yaw)
         example["rotated_codes"][yaw] = _code_matrix(row[column], column, example["clip_id"])
     return example
+
+
+def _whole(value, column: str, clip_id: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{column} of clip {clip_id!r} must be a whole number, got {value!r}") from None
 
 
 def _float_matrix(value, column: str, clip_id: str) -> np.ndarray:

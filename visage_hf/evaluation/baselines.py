@@ -1,7 +1,7 @@
 """Baselines of the paper's Table 3: "Ambi Enc." and two-stage (mono video-to-audio, then spatialise) rows.
 
 "Ambi Enc." places a mono clip as a plane wave at the camera direction. The original does it in
-``data/mono_to_ambi.py`` (reference/original-visage.md §9 B7, §5.5) with two departures from AmbiX:
+``data/mono_to_ambi.py`` (docs/original-implementation.md §9 B7, §5.5) with two departures from AmbiX:
 
 * ``convention="original"``: ``W = s`` and ``(X, Y, Z) = √2·s·u`` in ACN order ``(W, Y, Z, X)`` — a FuMa-style
   directional gain of √2 inside AmbiX channel order — with ``u = (cos θ cos φ, cos θ sin φ, sin θ)`` and the

@@ -45,15 +45,14 @@ import json
 import os
 import shutil
 import tempfile
-import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from ..data.clip_files import AUDIO_EXTENSIONS, load_directions, match_files
+from .scoring import ClipScorer, classifier_outputs, scored_in_order
 
 # Only the standard library at import time: `visage --help` builds this parser, and numpy, tqdm and the
 # metrics load when a run starts.
@@ -189,13 +188,6 @@ def _cache_path(output_dir: Path, clip: str) -> Path:
     return output_dir / CACHE_DIR / f"{quote(clip, safe='')}.npz"
 
 
-def _clip_rng(seed: int, clip: str) -> np.random.Generator:
-    """The jitter source of one clip: depends on the seed and the clip id only, not on the order of work."""
-    import numpy as np
-
-    return np.random.default_rng([seed, zlib.crc32(clip.encode("utf-8"))])
-
-
 # ----------------------------------------------------------------------------- the runner
 
 
@@ -212,155 +204,6 @@ class EvaluationResult:
     unmatched_predictions: list[str] = field(default_factory=list)
     unmatched_targets: list[str] = field(default_factory=list)
     missing_directions: list[str] = field(default_factory=list)
-
-
-def _score_clip(
-    clip: str,
-    prediction_path: Path,
-    target_path: Path,
-    direction: tuple[float, float] | None,
-    metrics: tuple[str, ...],
-    mode: str,
-    seed: int,
-    duration_seconds: float | None,
-    embedder,
-    classifier,
-) -> tuple[dict[str, object], dict[str, np.ndarray]]:
-    from ..audio.io import check_foa, read_audio
-    from ..metrics.semantic import clip_kl, clip_semantic_features
-    from ..metrics.spatial import spatial_scores
-
-    prediction, prediction_rate = read_audio(prediction_path)
-    target, target_rate = read_audio(target_path)
-    check_foa(prediction, name=f"prediction {prediction_path.name}")
-    check_foa(target, name=f"ground truth {target_path.name}")
-    row: dict[str, object] = {"clip": clip}
-    if "spatial" in metrics:
-        scores = spatial_scores(
-            prediction,
-            target,
-            prediction_rate,
-            target_rate,
-            mode=mode,
-            rng=_clip_rng(seed, clip),
-            duration_seconds=duration_seconds,
-        )
-        row.update(scores.as_dict())
-    features: dict[str, np.ndarray] = {}
-    if "fad" in metrics or "kld" in metrics:
-        azimuth, elevation = direction if direction is not None else (None, None)
-        features = clip_semantic_features(
-            prediction,
-            target,
-            prediction_rate,
-            target_rate,
-            azimuth,
-            elevation,
-            embedder=embedder if "fad" in metrics else None,
-            classifier=classifier if "kld" in metrics else None,
-            mode=mode,
-            duration_seconds=duration_seconds,
-        )
-        row.update(clip_kl(features, mode, _classifier_outputs(classifier)))
-    return row, features
-
-
-@dataclass
-class _ClipScorer:
-    """Scores one job ``(clip, prediction, target, direction)`` -> ``(clip, row, features, error)``; a failure
-    is returned as its message, never raised, so a bad file cannot stop the run (or a worker process)."""
-
-    metrics: tuple[str, ...]
-    mode: str
-    seed: int
-    duration_seconds: float | None
-    embedder: object = None
-    classifier: object = None
-
-    def __call__(self, job):
-        clip, prediction_path, target_path, direction = job
-        try:
-            row, features = _score_clip(
-                clip,
-                prediction_path,
-                target_path,
-                direction,
-                self.metrics,
-                self.mode,
-                self.seed,
-                self.duration_seconds,
-                self.embedder,
-                self.classifier,
-            )
-        except Exception as error:  # reported in failed.csv instead
-            return clip, None, None, f"{type(error).__name__}: {error}"
-        return clip, row, features, None
-
-
-_WORKER_SCORER: _ClipScorer | None = None
-
-
-def _start_worker(scorer: _ClipScorer) -> None:
-    global _WORKER_SCORER
-    _WORKER_SCORER = scorer
-    try:  # each worker process is one core's worth of work: no nested thread pools
-        import torch
-
-        torch.set_num_threads(1)
-    except ImportError:
-        pass
-
-
-def _score_in_worker(job):
-    return _WORKER_SCORER(job)
-
-
-@contextmanager
-def single_threaded_children() -> Iterator[None]:
-    """Processes started inside the block run their BLAS / OpenMP pools with one thread.
-
-    Each worker is one core's worth of work; pools sized for the whole machine in every worker oversubscribe
-    it (measured on 2 cores: 2 workers slower than 1). The variables must be set before a child imports
-    numpy, hence in the parent's environment while the children start.
-    """
-    names = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-    saved = {name: os.environ.get(name) for name in names}
-    os.environ.update(dict.fromkeys(names, "1"))
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-def _scored(jobs: list, scorer: _ClipScorer, workers: int):
-    """Yield each job's result in job order, computed here or in ``workers`` processes."""
-    if workers <= 1:
-        yield from map(scorer, jobs)
-        return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    # "spawn": forking a process that already runs torch / BLAS thread pools can deadlock.
-    executor = ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=_start_worker,
-        initargs=(scorer,),
-    )
-    try:
-        with single_threaded_children():  # map submits every job now, which starts the workers
-            results = executor.map(_score_in_worker, jobs)
-        yield from results
-    finally:  # on an interrupt, do not wait for the clips still queued
-        executor.shutdown(wait=True, cancel_futures=True)
-
-
-def _classifier_outputs(classifier) -> str:
-    return "probabilities" if getattr(classifier, "returns_probabilities", False) else "logits"
 
 
 def _run_config(prediction_dir, target_dir, directions, metrics, mode, seed, duration_seconds) -> dict:
@@ -441,17 +284,7 @@ def evaluate_directories(
         FileNotFoundError: a folder or the directions file does not exist.
         ValueError: bad arguments, no pairs at all, or a report folder with another configuration.
     """
-    from tqdm.auto import tqdm
-
-    if mode not in _MODES:
-        raise ValueError(f"mode: expected one of {_MODES}, got {mode!r}")
-    if not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers: expected a positive integer, got {workers!r}")
-    metrics = parse_metrics(metrics)
-    if "fad" in metrics and embedder is None:
-        raise ValueError("metrics 'fad' needs an embedder (e.g. VGGishEmbedder.from_pretrained())")
-    if "kld" in metrics and classifier is None:
-        raise ValueError("metrics 'kld' needs a classifier (e.g. PasstClassifier.from_hear21passt())")
+    metrics = _check_arguments(mode, metrics, workers, embedder, classifier)
     prediction_dir, target_dir, output_dir = Path(prediction_dir), Path(target_dir), Path(output_dir)
     for label, folder in (("prediction", prediction_dir), ("ground-truth", target_dir)):
         if not folder.is_dir():
@@ -460,58 +293,16 @@ def evaluate_directories(
     direction_table = (
         load_directions(directions) if isinstance(directions, (str, os.PathLike)) else directions
     )
-    pairs, unmatched_predictions, unmatched_targets = match_files(
-        prediction_dir, target_dir, exclude=output_dir
-    )
-    if not pairs:
-        raise ValueError(
-            f"no files to compare: {len(unmatched_predictions)} prediction and {len(unmatched_targets)} "
-            f"ground-truth audio files, none with the same name ({', '.join(AUDIO_EXTENSIONS)})"
-        )
+    pairs, unmatched_predictions, unmatched_targets = _pair_files(prediction_dir, target_dir, output_dir)
     _prepare_output_dir(output_dir, config, overwrite)
-    per_clip_path = output_dir / PER_CLIP_FILE
-    rows = _read_per_clip(per_clip_path)
     semantic = "fad" in metrics or "kld" in metrics
-    if semantic:  # a row without its cached features (deleted cache) is recomputed
-        rows = _drop_rows(
-            per_clip_path, rows, {r["clip"] for r in rows if not _cache_path(output_dir, r["clip"]).exists()}
-        )
-    done = {row["clip"] for row in rows}
+    done = _clips_done(output_dir, semantic)
     pending = [pair for pair in pairs if pair[0] not in done]
     # Only the decoded-mono views need the camera direction; the channel views are scored regardless.
-    missing_directions = (
-        [clip for clip, _, _ in pairs if direction_table is None or clip_key(clip) not in direction_table]
-        if semantic
-        else []
-    )
-
-    failed: dict[str, str] = {}
-    jobs = [
-        (
-            clip,
-            prediction_path,
-            target_path,
-            None if direction_table is None else direction_table.get(clip_key(clip)),
-        )
-        for clip, prediction_path, target_path in pending
-    ]
-    scorer = _ClipScorer(metrics, mode, seed, duration_seconds, embedder, classifier)
-    scored = _scored(jobs, scorer, workers)
-    try:
-        for clip, row, features, error in tqdm(
-            scored, total=len(jobs), desc="evaluate", unit="clip", disable=not progress
-        ):
-            if error is not None:
-                failed[clip] = error
-                continue
-            if semantic:
-                _atomic_save_npz(_cache_path(output_dir, clip), features)
-            _append_row(per_clip_path, row)
-            if on_clip_done is not None:
-                on_clip_done(clip)
-    finally:
-        scored.close()  # stops the worker processes now, also when interrupted
-
+    missing_directions = _missing_directions(pairs, direction_table) if semantic else []
+    jobs = [(*pair, _direction(direction_table, pair[0])) for pair in pending]
+    scorer = ClipScorer(metrics, mode, seed, duration_seconds, embedder, classifier)
+    failed = _score_and_record(jobs, scorer, workers, output_dir, semantic, progress, on_clip_done)
     return _write_report(
         output_dir,
         pairs,
@@ -524,8 +315,85 @@ def evaluate_directories(
         unmatched_targets,
         missing_directions,
         evaluated_now=len(pending) - len(failed),
-        output_kind=_classifier_outputs(classifier),
+        output_kind=classifier_outputs(classifier),
     )
+
+
+def _direction(direction_table, clip: str) -> tuple[float, float] | None:
+    return None if direction_table is None else direction_table.get(clip_key(clip))
+
+
+def _missing_directions(pairs, direction_table) -> list[str]:
+    return [clip for clip, _, _ in pairs if direction_table is None or clip_key(clip) not in direction_table]
+
+
+def _check_arguments(mode: str, metrics, workers, embedder, classifier) -> tuple[str, ...]:
+    """One-line errors for bad arguments; returns the parsed metric names."""
+    if mode not in _MODES:
+        raise ValueError(f"mode: expected one of {_MODES}, got {mode!r}")
+    if not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers: expected a positive integer, got {workers!r}")
+    metrics = parse_metrics(metrics)
+    if "fad" in metrics and embedder is None:
+        raise ValueError("metrics 'fad' needs an embedder (e.g. VGGishEmbedder.from_pretrained())")
+    if "kld" in metrics and classifier is None:
+        raise ValueError("metrics 'kld' needs a classifier (e.g. PasstClassifier.from_hear21passt())")
+    return metrics
+
+
+def _pair_files(prediction_dir: Path, target_dir: Path, output_dir: Path):
+    """``(pairs, unmatched predictions, unmatched targets)``; an error when nothing pairs at all."""
+    pairs, unmatched_predictions, unmatched_targets = match_files(
+        prediction_dir, target_dir, exclude=output_dir
+    )
+    if not pairs:
+        raise ValueError(
+            f"no files to compare: {len(unmatched_predictions)} prediction and {len(unmatched_targets)} "
+            f"ground-truth audio files, none with the same name ({', '.join(AUDIO_EXTENSIONS)})"
+        )
+    return pairs, unmatched_predictions, unmatched_targets
+
+
+def _clips_done(output_dir: Path, semantic: bool) -> set[str]:
+    """The clips an earlier run of this report already scored (resuming)."""
+    per_clip_path = output_dir / PER_CLIP_FILE
+    rows = _read_per_clip(per_clip_path)
+    if semantic:  # a row without its cached features (deleted cache) is recomputed
+        rows = _drop_rows(
+            per_clip_path, rows, {r["clip"] for r in rows if not _cache_path(output_dir, r["clip"]).exists()}
+        )
+    return {row["clip"] for row in rows}
+
+
+def _score_and_record(
+    jobs: list,
+    scorer: ClipScorer,
+    workers: int,
+    output_dir: Path,
+    semantic: bool,
+    progress: bool,
+    on_clip_done: Callable[[str], None] | None,
+) -> dict[str, str]:
+    """Score the jobs, appending each row (and caching its features) as it comes; returns the failures."""
+    from tqdm.auto import tqdm
+
+    failed: dict[str, str] = {}
+    scored = scored_in_order(jobs, scorer, workers)
+    try:
+        for clip, row, features, error in tqdm(
+            scored, total=len(jobs), desc="evaluate", unit="clip", disable=not progress
+        ):
+            if error is not None:
+                failed[clip] = error
+                continue
+            if semantic:
+                _atomic_save_npz(_cache_path(output_dir, clip), features)
+            _append_row(output_dir / PER_CLIP_FILE, row)
+            if on_clip_done is not None:
+                on_clip_done(clip)
+    finally:
+        scored.close()  # stops the worker processes now, also when interrupted
+    return failed
 
 
 def clip_key(clip: str) -> str:
@@ -547,37 +415,18 @@ def _write_report(
     evaluated_now: int,
     output_kind: str,
 ) -> EvaluationResult:
-    import numpy as np
-
-    from ..metrics.semantic import semantic_summary
-    from ..metrics.table import format_extra_table, format_table, summarize_clips
-
     rows = _read_per_clip(output_dir / PER_CLIP_FILE)
     paired = {clip for clip, _, _ in pairs}
     rows = sorted((row for row in rows if row["clip"] in paired), key=lambda row: row["clip"])
-    columns = [column for column in PER_CLIP_COLUMNS[1:] if any(row.get(column) for row in rows)]
-    aggregate = summarize_clips(rows, columns, mode)
-    scores = dict(aggregate["scores"])
-    if "fad" in metrics or "kld" in metrics:
-        cached = (dict(np.load(_cache_path(output_dir, row["clip"]))) for row in rows)
-        # FAD pools the frames of every clip; KLD is already the mean of the per-clip columns above.
-        semantic = semantic_summary(cached, mode, output_kind)
-        scores.update({key: value for key, value in semantic.items() if key.startswith("fad_")})
-    if "kld" in metrics:
-        channel = [scores.get(f"kld_{view}") for view in "wyzx"]
-        if all(value is not None for value in channel):
-            scores["kld_avg"] = float(np.mean(channel))
-    table = format_table({name: scores})
-    extra = format_extra_table({name: scores})
-    if extra:
-        table += "\n" + extra
+    scores, nan_clips = _dataset_scores(rows, output_dir, metrics, mode, output_kind)
+    table = _format_tables(name, scores)
     summary = {
         "name": name,
         "mode": mode,
         "metrics": list(metrics),
         "num_clips": len(rows),
         "scores": scores,
-        "nan_clips": aggregate["nan_clips"],
+        "nan_clips": nan_clips,
         "failed": dict(sorted(failed.items())),
         "unmatched_predictions": [str(path) for path in unmatched_predictions],
         "unmatched_targets": [str(path) for path in unmatched_targets],
@@ -608,3 +457,34 @@ def _write_report(
         unmatched_targets=[str(path) for path in unmatched_targets],
         missing_directions=missing_directions,
     )
+
+
+def _dataset_scores(rows: list[dict[str, str]], output_dir: Path, metrics, mode: str, output_kind: str):
+    """``(scores, nan clip counts)`` of the saved rows; FAD from the cached features of every clip."""
+    import numpy as np
+
+    from ..metrics.semantic import semantic_summary
+    from ..metrics.table import summarize_clips
+
+    columns = [column for column in PER_CLIP_COLUMNS[1:] if any(row.get(column) for row in rows)]
+    aggregate = summarize_clips(rows, columns, mode)
+    scores = dict(aggregate["scores"])
+    if "fad" in metrics or "kld" in metrics:
+        cached = (dict(np.load(_cache_path(output_dir, row["clip"]))) for row in rows)
+        # FAD pools the frames of every clip; KLD is already the mean of the per-clip columns above.
+        semantic = semantic_summary(cached, mode, output_kind)
+        scores.update({key: value for key, value in semantic.items() if key.startswith("fad_")})
+    if "kld" in metrics:
+        channel = [scores.get(f"kld_{view}") for view in "wyzx"]
+        if all(value is not None for value in channel):
+            scores["kld_avg"] = float(np.mean(channel))
+    return scores, aggregate["nan_clips"]
+
+
+def _format_tables(name: str, scores: dict[str, float]) -> str:
+    """The paper's Table 3 layout, then the table of additional metrics when there are any."""
+    from ..metrics.table import format_extra_table, format_table
+
+    table = format_table({name: scores})
+    extra = format_extra_table({name: scores})
+    return table + "\n" + extra if extra else table

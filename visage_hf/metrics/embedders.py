@@ -8,7 +8,7 @@ Any object with the right method plugs in:
   KLD compares their softmax distributions clip by clip (a classifier whose outputs are already
   probabilities sets the attribute ``returns_probabilities = True``).
 
-The paper's choices (reference/original-visage.md §6.8, through ``audioldm_eval`` branch
+The paper's choices (docs/original-implementation.md §6.8, through ``audioldm_eval`` branch
 ``passt_replace_panns``) are provided:
 
 * :class:`VGGishEmbedder`: VGGish (Hershey et al. 2017) on 16 kHz audio, 0.96 s frames, 128-d embeddings
@@ -19,7 +19,7 @@ The paper's choices (reference/original-visage.md §6.8, through ``audioldm_eval
   ``vggish-10086976.pth`` unchanged (same state-dict keys).
 * :class:`PasstClassifier`: PaSST (``hear21passt``, AudioSet logits, 527 classes) on 32 kHz audio padded or
   cut to 10 s, as ``audioldm_eval`` runs it. ``hear21passt`` is an optional dependency: it requires
-  ``torchaudio``, which does not load beside CPU-only torch 2.13 (reference/dependencies.md), so
+  ``torchaudio``, which does not load beside CPU-only torch 2.13, so
   :meth:`PasstClassifier.from_hear21passt` raises a clear ``ImportError`` where it is missing. Any callable
   ``(batch, samples) -> (batch, classes)`` can be wrapped instead.
 

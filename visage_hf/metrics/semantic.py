@@ -1,6 +1,6 @@
 """Semantic metrics: FAD and KLD on the mono decoded toward the camera and on each FOA channel.
 
-The paper (reference/original-visage.md §6.7–6.8) scores what is heard, independently of where, by
+The paper (docs/original-implementation.md §6.7–6.8) scores what is heard, independently of where, by
 comparing generated and ground-truth audio through pretrained audio models
 (:mod:`visage_hf.metrics.embedders`) at 16 kHz, on five mono *views* of each FOA clip:
 

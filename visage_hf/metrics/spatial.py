@@ -1,7 +1,7 @@
 """Spatial metrics: energy-map CC and AUC-Judd (the paper's "All / 1 fps / 5 fps"), and direction errors.
 
 ViSAGe scores where the sound comes from by comparing *audio energy maps* of the generated and the
-ground-truth FOA (reference/original-visage.md §6): the RMS of the FOA decoded on a 2° sphere grid
+ground-truth FOA (docs/original-implementation.md §6): the RMS of the FOA decoded on a 2° sphere grid
 (:func:`visage_hf.audio.foa.energy_map`), resampled to an approximately equal-area sampling of 10,312 points
 (:func:`visage_hf.audio.foa.equal_area_resample`), then scored with two saliency metrics (Bylinskii et al., TPAMI
 2019): Pearson's correlation coefficient (CC) and AUC-Judd, with the ground-truth map's "fixations" taken as

@@ -250,6 +250,15 @@ class VisageConfig(PreTrainedConfig):
         """Seconds of video the encoder has positions for."""
         return self.max_source_positions / self.video_fps
 
+    @property
+    def window_video_frames(self) -> int:
+        """Video frames one generate window takes: what BOTH sides hold — the encoder's positions, and no more
+        than the decoder has positions for the codec frames of (a model trained with a short decoder window)."""
+        frames = self.max_source_positions
+        while frames > 1 and self.frames_for_video_frames(frames, "corrected") > self.max_frames:
+            frames -= 1
+        return frames
+
     def frames_for_video_frames(self, num_video_frames: int, mode: str | None = None) -> int:
         """Codec frames to generate for ``num_video_frames`` CLIP frames.
 

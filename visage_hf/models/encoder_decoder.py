@@ -29,13 +29,11 @@ class PackedLinear:
     """An inference-only copy of one or more Linear layers (stacked along the output), laid out for oneDNN.
 
     Why: a decoding step multiplies a few rows (guidance branches × batch) by every step weight once, so it
-    costs the time to stream the weights from memory. On the 2-core development CPU, the decoder's 176 M step
-    weights times two rows take 73 ms in fp32 and 27 ms in bf16 with `F.linear` (row-major ``(out, in)``
-    weights: 10-13 GB/s), and 19-26 ms / 13-14 ms here (26-38 GB/s): oneDNN's inner product on a weight
-    reordered once into its blocked layout, given at least 3 rows -- with 1-2 rows it picks a slower schedule,
-    so fewer rows are padded with zero rows, which read no extra weights. Results equal `F.linear`'s
-    (bit-identical in bf16, within ~1e-6 relative in fp32). Each call also costs ~15 us, so (q, k, v) are
-    stacked into one product and an exact GELU can run inside the product (``activation="gelu"``; in bf16 it
+    costs the time to stream the weights from memory. `F.linear` on row-major ``(out, in)`` weights reads them
+    well below the memory bandwidth on CPU; this class uses oneDNN's inner product on a weight reordered once
+    into its blocked layout, given at least 3 rows -- with 1-2 rows it picks a slower schedule, so fewer rows
+    are padded with zero rows, which read no extra weights. Results equal `F.linear`'s (bit-identical in bf16,
+    within ~1e-6 relative in fp32). Each call also has a fixed cost, so (q, k, v) are stacked into one product and an exact GELU can run inside the product (``activation="gelu"``; in bf16 it
     then acts on the fp32 accumulator, before rounding). The ops are torch's oneDNN linear ops (those
     torch.compile's CPU freezing pass emits); see `supports`.
     """
@@ -287,14 +285,16 @@ class VisageEncoder(nn.Module):
         energy_map: torch.Tensor | None = None,
         direction: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """clip_features ``(batch, frames, clip_dim)``, energy_map ``(batch, frames, 49)``, direction ``(batch, 3)``."""
+        """clip_features ``(batch, frames, clip_dim)``, energy_map ``(batch, frames, 49)``, direction ``(batch, 3)``
+        or ``(batch, frames, 3)``."""
         batch, frames, _ = clip_features.shape
         tokens = self.clip_projection(clip_features)
         if energy_map is not None:
             tokens = tokens + self.energy_projection(energy_map)
         tokens = tokens + self.embed_positions.weight[:frames]
-        if direction is not None:
-            tokens = tokens + self.direction_projection(direction)[:, None]
+        if direction is not None:  # one camera direction for the clip, or one per frame (a moving camera)
+            projected = self.direction_projection(direction)
+            tokens = tokens + (projected[:, None] if direction.ndim == 2 else projected)
         dim = tokens.shape[-1]
         hidden_states = torch.cat(
             [self.bos.expand(batch, 1, dim), tokens, self.eos.expand(batch, 1, dim)], dim=1

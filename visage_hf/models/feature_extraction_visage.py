@@ -1,6 +1,6 @@
 """Video frames -> the model's visual and directional inputs (the "processor").
 
-Three inputs condition :class:`~visage_hf.models.modeling_visage.VisageForFOA` (reference/original-visage.md §1.3):
+Three inputs condition :class:`~visage_hf.models.modeling_visage.VisageForFOA` (docs/original-implementation.md §1.3):
 
 * ``clip_features`` ``(batch, T, 512)``: CLIP ViT-B/32 image embeddings of the 4-fps frames, un-normalised
   (``image_embeds`` of transformers' ``CLIPVisionModelWithProjection`` = OpenAI ``encode_image``: CLS token
@@ -64,11 +64,11 @@ DEFAULT_CLIP_REPO = "openai/clip-vit-base-patch32"
 ENERGY_TEMPERATURE = 0.1
 ENERGY_TOP_P = 0.7
 FEATURES_CONFIG_NAME = "visage_features_config.json"
-_MODES = ("default", "original")
+_MODES = ("corrected", "original")  # "default" (0.1.0's spelling of "corrected") is still accepted
 
 
 # --------------------------------------------------------------------------------------------------------
-# Patchwise energy map (reference/original-visage.md §7)
+# Patchwise energy map (docs/original-implementation.md §7)
 # --------------------------------------------------------------------------------------------------------
 
 
@@ -278,8 +278,8 @@ class VisageFeatureExtractor:
         image_processor: its image processor (``CLIPImageProcessorPil`` without torchvision).
         batch_size: frames per CLIP forward.
         energy_temperature, energy_top_p: energy-map softmax temperature and kept mass (original 0.1, 0.7).
-        mode: ``"default"`` (full precision) or ``"original"`` (features and patch tokens rounded through
-            float16 as the original stored them on disk).
+        mode: ``"corrected"`` (full precision; ``"default"`` is accepted too) or ``"original"`` (features and
+            patch tokens rounded through float16 as the original stored them on disk).
         half_precision: compute CLIP and the energy map in float16 as the original did on its GPU (CUDA only;
             a ``ValueError`` on other devices when called).
     """
@@ -291,9 +291,10 @@ class VisageFeatureExtractor:
         batch_size: int = 32,
         energy_temperature: float = ENERGY_TEMPERATURE,
         energy_top_p: float = ENERGY_TOP_P,
-        mode: str = "default",
+        mode: str = "corrected",
         half_precision: bool = False,
     ):
+        mode = "corrected" if mode == "default" else mode
         if mode not in _MODES:
             raise ValueError(f"mode: expected one of {_MODES}, got {mode!r}")
         if batch_size < 1:
@@ -318,7 +319,8 @@ class VisageFeatureExtractor:
         image_processor_backend: str = "pil",
         **kwargs,
     ) -> VisageFeatureExtractor:
-        """Load the CLIP vision tower and image processor from a Hub id or folder.
+        """Load the CLIP vision tower and image processor from a Hub id or folder, or from a folder saved by
+        ``VisagePipeline.save_pretrained`` (its ``image_encoder/`` and ``image_processor/``).
 
         ``kwargs`` that name settings of this class (``batch_size``, ``energy_temperature``, ``energy_top_p``,
         ``mode``) override those saved by :meth:`save_pretrained`; Hub arguments (``revision``, ``subfolder``,
@@ -327,6 +329,8 @@ class VisageFeatureExtractor:
         whether torchvision is installed. A local folder that does not exist raises ``FileNotFoundError``.
         """
         settings = {key: kwargs.pop(key) for key in _SETTING_NAMES if key in kwargs}
+        if _is_pipeline_folder(pretrained_model_name_or_path, kwargs.get("subfolder")):
+            return cls._from_pipeline_folder(pretrained_model_name_or_path, device, dtype, settings)
         _check_local_folder(pretrained_model_name_or_path, kwargs.get("subfolder"))
         hub_kwargs = {key: value for key, value in kwargs.items() if key in _HUB_KWARGS}
         image_processor = AutoImageProcessor.from_pretrained(
@@ -340,6 +344,22 @@ class VisageFeatureExtractor:
             image_encoder = image_encoder.to(device)
         saved = _load_saved_settings(pretrained_model_name_or_path, hub_kwargs)
         return cls(image_encoder, image_processor, **{**saved, **settings})
+
+    @classmethod
+    def _from_pipeline_folder(cls, folder, device, dtype, settings: dict) -> VisageFeatureExtractor:
+        """A folder written by ``VisagePipeline.save_pretrained``: CLIP and its processor sit in the sibling
+        subfolders ``image_encoder/`` and ``image_processor/``."""
+        folder = os.path.expanduser(os.fspath(folder))
+        image_processor = AutoImageProcessor.from_pretrained(
+            os.path.join(folder, "image_processor"), backend="pil"
+        )
+        model_kwargs = {"dtype": dtype} if dtype is not None else {}
+        image_encoder = CLIPVisionModelWithProjection.from_pretrained(
+            os.path.join(folder, "image_encoder"), **model_kwargs
+        )
+        if device is not None:
+            image_encoder = image_encoder.to(device)
+        return cls(image_encoder, image_processor, **settings)
 
     def save_pretrained(self, save_directory: str | os.PathLike) -> None:
         """Write the encoder (``config.json``, ``model.safetensors``), the image processor
@@ -459,6 +479,14 @@ class VisageFeatureExtractor:
 
 _HUB_KWARGS = ("revision", "subfolder", "cache_dir", "local_files_only", "token", "force_download", "proxies")
 _SETTING_NAMES = ("batch_size", "energy_temperature", "energy_top_p", "mode")
+
+
+def _is_pipeline_folder(pretrained_model_name_or_path, subfolder: str | None) -> bool:
+    """A local folder saved by ``VisagePipeline.save_pretrained`` (``model_index.json`` beside the components)."""
+    if subfolder or not isinstance(pretrained_model_name_or_path, (str, os.PathLike)):
+        return False
+    folder = os.path.expanduser(os.fspath(pretrained_model_name_or_path))
+    return os.path.isfile(os.path.join(folder, "model_index.json"))
 
 
 def _check_local_folder(pretrained_model_name_or_path, subfolder: str | None) -> None:

@@ -187,6 +187,36 @@ def resolve_sampling(
     return {"top_k": top_k, "top_p": top_p, "temperature": temperature, "generator": generator}
 
 
+def settings_in_effect(
+    config: VisageConfig,
+    defaults: GenerationConfig,
+    guidance: str | None = None,
+    guidance_scale: float | None = None,
+    direction_guidance_scale: float | None = None,
+    do_sample: bool | None = None,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    temperature: float | None = None,
+    mode: str | None = None,
+) -> dict:
+    """The generation settings a call with these arguments uses (None = the generation config's, then the
+    released model's), for reports such as ``run_config.json``."""
+    mode = config._mode(mode)
+    plan = resolve_guidance(config, defaults, guidance, guidance_scale, direction_guidance_scale, mode)
+    sampling = resolve_sampling(defaults, top_k, top_p, temperature, None, None, torch.device("cpu"))
+    do_sample = first_set(
+        do_sample, getattr(defaults, "do_sample", None), DEFAULT_GENERATION_SETTINGS["do_sample"]
+    )
+    return {
+        "guidance": plan.mode,
+        "guidance_scale": plan.scale,
+        "direction_guidance_scale": plan.direction_scale,
+        "do_sample": bool(do_sample),
+        **{key: sampling[key] for key in ("top_k", "top_p", "temperature")},
+        "mode": mode,
+    }
+
+
 def check_prefix_codes(
     config: VisageConfig, prefix_codes: torch.Tensor | None, batch: int
 ) -> torch.Tensor | None:
@@ -471,5 +501,6 @@ __all__ = [
     "repeat_last_frame",
     "resolve_guidance",
     "resolve_sampling",
+    "settings_in_effect",
     "stream_schedule",
 ]

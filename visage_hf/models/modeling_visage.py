@@ -197,9 +197,13 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
                 f"energy_map must be (batch, frames, {config.energy_map_dim}) = {(batch, frames, config.energy_map_dim)}, "
                 f"got {tuple(energy_map.shape)}"
             )
-        if tuple(direction.shape) != (batch, config.direction_dim):
+        if tuple(direction.shape) not in (
+            (batch, config.direction_dim),
+            (batch, frames, config.direction_dim),
+        ):
             raise ValueError(
-                f"direction must be (batch, {config.direction_dim}) = {(batch, config.direction_dim)}, "
+                f"direction must be (batch, {config.direction_dim}) = {(batch, config.direction_dim)} or, for a "
+                f"moving camera, (batch, frames, {config.direction_dim}) = {(batch, frames, config.direction_dim)}; "
                 f"got {tuple(direction.shape)}"
             )
         return clip_features.to(dtype), energy_map.to(dtype), direction.to(dtype)
@@ -222,7 +226,9 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
             if energy_map is not None:
                 energy_map = torch.where(flags, self.null_energy_embedding.to(energy_map.dtype), energy_map)
         if null_direction is not None and direction is not None:
-            flags = null_direction.to(device=direction.device, dtype=torch.bool).view(-1, 1)
+            flags = null_direction.to(device=direction.device, dtype=torch.bool).view(
+                -1, *[1] * (direction.ndim - 1)
+            )
             direction = torch.where(flags, self.null_direction_embedding.to(direction.dtype), direction)
         return clip_features, energy_map, direction
 
@@ -267,7 +273,8 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
         Args:
             clip_features: ``(batch, frames, clip_dim)`` CLIP frame features (4 fps).
             energy_map: ``(batch, frames, energy_map_dim)`` patchwise energy map (FOA variant).
-            direction: ``(batch, direction_dim)`` camera direction vector (FOA variant).
+            direction: ``(batch, direction_dim)`` camera direction vector (FOA variant), or ``(batch, frames,
+                direction_dim)`` for a camera that moves (one vector per video frame).
             null_visual, null_direction: ``(batch,)`` bool masks replacing that sample's visual (CLIP + energy)
                 or direction condition by the learned nulls — how a training collator applies guidance dropout.
             decoder_input_ids: ``(batch, rows, streams)`` pattern rows; row 0 is a placeholder replaced by the
@@ -467,7 +474,8 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
 
         Args:
             clip_features: ``(batch, frames, clip_dim)`` CLIP features at ``video_fps`` (<= max_source_positions).
-            energy_map: ``(batch, frames, energy_map_dim)``; direction: ``(batch, direction_dim)`` (FOA only).
+            energy_map: ``(batch, frames, energy_map_dim)``; direction: ``(batch, direction_dim)`` or per frame
+                ``(batch, frames, direction_dim)`` (FOA only).
             guidance: ``"joint"`` (released ViSAGe: CLIP, energy and direction nulled together), ``"dual"``
                 (separate visual and directional terms), ``"visual"``, ``"direction"`` or ``"none"``.
             guidance_scale: s of ``l_c + s·(l_c − l_u)`` (visual / joint term; original 2.5; 0 = conditional).
@@ -537,8 +545,8 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
     @contextmanager
     def _packed_decoding_weights(self, schedule: list[list[int]]) -> Iterator[None]:
         """On CPU (fp32 / bf16), the generation steps of ``schedule`` (live streams per step) read the
-        decoder's step weights and the live heads through `PackedLinear` copies (2-3x faster few-row products
-        there; see `PackedLinear`), held for the call only. Heads are stacked per list of live streams that
+        decoder's step weights and the live heads through `PackedLinear` copies (faster few-row products
+        there; see `PackedLinear` and benchmarks/generate.py), held for the call only. Heads are stacked per list of live streams that
         recurs (the pattern alternates between a few); a list used once keeps the plain per-head products."""
         if len(schedule) < 2 or not PackedLinear.supports(self.heads[0].weight):
             yield
@@ -580,7 +588,7 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
         encoder_outputs = self.encode(
             clip_features.repeat(repeat, 1, 1),
             None if energy_map is None else energy_map.repeat(repeat, 1, 1),
-            None if direction is None else direction.repeat(repeat, 1),
+            None if direction is None else direction.repeat(repeat, *[1] * (direction.ndim - 1)),
             null_visual=flags[:, 0],
             null_direction=flags[:, 1],
         )

@@ -75,6 +75,7 @@ from ..models.generation import (
     frames_to_generate,
     repeat_last_frame,
     resolve_sampling,
+    settings_in_effect,
 )
 from .batch_inputs import ClipConditions, ClipSource, VideoRequest, open_source, read_clip_list
 
@@ -387,7 +388,8 @@ def _check_run_config(output_dir: Path, record: dict, overwrite: bool) -> None:
             )
         return
     try:
-        saved = json.loads(path.read_text())["settings"]
+        data = json.loads(path.read_text())
+        saved = data.get("requested", data["settings"])
     except (json.JSONDecodeError, KeyError, TypeError) as error:
         raise ValueError(f"{path} is not a generate-batch run config ({error}); pass --overwrite") from None
     changed = [
@@ -494,7 +496,7 @@ def run_batch_generation(
     pipe = _pipeline(load_pipeline, state.device) if shard else None
     # From here on files appear: every process must have listed the folder before any of them writes.
     state.wait_for_everyone()
-    if state.is_main_process:
+    if state.is_main_process and (pipe is not None or not (output_dir / CONFIG_FILE).is_file()):
         from .. import __version__
 
         info = {
@@ -504,12 +506,20 @@ def run_batch_generation(
             "device": str(state.device if pipe is None else pipe.foa_model.device),
             "torch": torch.__version__,
         }
-        _write_json(output_dir / CONFIG_FILE, {"settings": record, "info": info})
+        # "settings": the values used (None resolved on the loaded model); "requested": what resuming compares.
+        used = record if pipe is None else {**record, **_settings_in_effect(pipe.foa_model, settings)}
+        _write_json(output_dir / CONFIG_FILE, {"settings": used, "requested": record, "info": info})
 
     report = BatchReport(skipped=sorted(done))
     if shard:
         _generate_shard(pipe, settings, source, shard, output_dir, batch_size, report, state, progress)
     return _finish(output_dir, report, input_failures, state, log)
+
+
+def _settings_in_effect(model, settings: BatchSettings) -> dict:
+    names = ("guidance", "guidance_scale", "direction_guidance_scale", "do_sample", "top_k", "top_p")
+    chosen = {name: getattr(settings, name) for name in (*names, "temperature", "mode")}
+    return settings_in_effect(model.config, model.generation_config, **chosen)
 
 
 def _pipeline(load_pipeline, device) -> VisagePipeline:

@@ -8,8 +8,7 @@ Container. The pipeline is a diffusers `DiffusionPipeline` holding four componen
 (`CLIPVisionModelWithProjection`), ``image_processor`` (CLIP's, PIL backend), ``foa_model`` (`VisageForFOA`) and
 ``codec`` (transformers `DacModel`, used through `FOACodec`). That gives ``save_pretrained`` /
 ``from_pretrained`` (one sub-folder per component + ``model_index.json``), ``progress_bar``, ``components``,
-``to(device, dtype)`` and per-component ``dtype`` dicts. Two limits of diffusers apply
-(reference/integration-notes.md §A): the generic ``DiffusionPipeline.from_pretrained(folder)`` cannot load
+``to(device, dtype)`` and per-component ``dtype`` dicts. Two limits of diffusers apply: the generic ``DiffusionPipeline.from_pretrained(folder)`` cannot load
 it (it looks the class name up inside diffusers) — call ``VisagePipeline.from_pretrained``; and
 ``model_index.json`` names ``visage_hf.models.modeling_visage`` as the model's module, so that module must keep its
 name (and keep ``PreTrainedModel`` in its namespace) for saved pipelines to load.
@@ -42,10 +41,11 @@ from tqdm.auto import tqdm
 from transformers import CLIPVisionModelWithProjection, DacModel, LogitsProcessor, LogitsProcessorList
 
 from ..audio.codec import DAC_44KHZ_REPO, FOACodec
-from ..directions import check_elevation, wrap_azimuth
+from ..directions import direction_to_model_vector
 from ..models.feature_extraction_visage import DEFAULT_CLIP_REPO, VisageFeatureExtractor
 from ..models.generation import build_code_canvas, prompt_steps, repeat_last_frame
 from ..models.modeling_visage import VisageForFOA
+from ..video.camera_path import CameraPath, resolve_camera_path
 from ..video.clip import load_video_clip
 from .windowing import Window, WindowPlan, contribution_spans, plan_windows, stitch_windows
 
@@ -128,7 +128,9 @@ class VisagePipeline(DiffusionPipeline):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> VisagePipeline:
         """Load a saved pipeline (a folder or Hub repo with ``model_index.json``), or a bare model checkpoint
-        (original ViSAGe or converted `VisageForFOA`) through :meth:`from_original`.
+        (original ViSAGe or converted `VisageForFOA`) through :meth:`from_original`. ``"tiny-random"`` builds
+        :func:`~visage_hf.pipelines.tiny.build_tiny_random_pipeline` (random weights, noise; keyword arguments
+        ``seed``, ``window_video_frames``, ``mode``).
 
         Keyword arguments go to ``DiffusionPipeline.from_pretrained`` (``dtype``, ``revision``, component
         overrides such as ``codec=...``) or to :meth:`from_original`.
@@ -137,6 +139,10 @@ class VisagePipeline(DiffusionPipeline):
             FileNotFoundError: a local path that does not exist.
         """
         source = os.fspath(pretrained_model_name_or_path)
+        if source == "tiny-random":  # the name `visage generate --model` takes: build it, no Hub
+            from .tiny import build_tiny_random_pipeline
+
+            return build_tiny_random_pipeline(**kwargs)
         if _is_saved_pipeline(source, kwargs):
             # Pipelines saved by 0.1.0 name `visage_hf.modeling_visage`; diffusers loads components only from
             # modules already imported, so import the old path (an alias of models.modeling_visage) first.
@@ -208,46 +214,50 @@ class VisagePipeline(DiffusionPipeline):
         one call with the original's own frame count and end padding (see `generate_codes`)."""
         config = self.foa_model.config
         mode = config._mode(mode)
+        window = config.window_video_frames  # what both encoder and decoder hold
         if overlap is None:
-            overlap = min(DEFAULT_OVERLAP_SECONDS, config.max_duration / 4)
+            overlap = min(DEFAULT_OVERLAP_SECONDS, window / config.video_fps / 4)
         if not (math.isfinite(overlap) and overlap > 0):
             raise ValueError(f"overlap: expected seconds > 0, got {overlap!r}")
         overlap_frames = max(1, round(overlap * config.video_fps))
-        if overlap_frames >= config.max_source_positions:
+        if overlap_frames >= window:
             raise ValueError(
-                f"overlap: expected less than the model's window of {config.max_duration:g} s, got {overlap:g} s"
+                f"overlap: expected less than the model's window of {window / config.video_fps:g} s, "
+                f"got {overlap:g} s"
             )
         plan = plan_windows(
             num_samples,
             sample_rate=config.sample_rate,
             hop_length=config.hop_length,
             video_fps=config.video_fps,
-            window_video_frames=config.max_source_positions,
+            window_video_frames=window,
             max_window_frames=config.max_frames,
             overlap_video_frames=overlap_frames,
         )
-        if mode == "original" and plan.num_video_frames <= config.max_source_positions:
-            window = Window(0, plan.num_video_frames, 0, plan.num_code_frames, 0)
+        if mode == "original" and plan.num_video_frames <= window:
+            single = Window(0, plan.num_video_frames, 0, plan.num_code_frames, 0)
             plan = WindowPlan(
-                (window,), num_samples, plan.num_video_frames, plan.num_code_frames, plan.hop_length
+                (single,), num_samples, plan.num_video_frames, plan.num_code_frames, plan.hop_length
             )
         return plan
 
     def load_frames(
         self,
         video,
-        azimuth: float,
-        elevation: float,
+        azimuth: float | None,
+        elevation: float | None,
         start: float = 0.0,
         duration: float | None = None,
         *,
         equirect: bool | None = None,
         overlap: float | None = None,
         mode: str | None = None,
+        camera_path: CameraPath | None = None,
     ) -> tuple[np.ndarray, WindowPlan, bool]:
         """The model's view of a clip: ``(frames (T, H, W, 3) uint8 at the model's fps, window plan, equirect)``.
 
-        ``video`` is a path or 4-fps frames; a 360° video is cropped to the field of view at the direction.
+        ``video`` is a path or 4-fps frames; a 360° video is cropped to the field of view at the direction
+        (``azimuth``/``elevation``, or each frame at its ``camera_path`` direction).
         The output will have ``round(duration · sample_rate)`` samples, and ``frames`` exactly the plan's
         video frames.
         """
@@ -255,7 +265,7 @@ class VisagePipeline(DiffusionPipeline):
         clip = load_video_clip(
             video, azimuth, elevation, start, duration, fps=config.video_fps, equirect=equirect,
             short_side=_processor_short_side(self.image_processor),
-            sampling=getattr(config, "frame_sampling", "ffmpeg"), mode=config._mode(mode),
+            sampling=getattr(config, "frame_sampling", "ffmpeg"), mode=config._mode(mode), camera_path=camera_path,
         )  # fmt: skip
         num_samples = round(clip.duration * self.sample_rate)
         if num_samples < 1:
@@ -269,11 +279,12 @@ class VisagePipeline(DiffusionPipeline):
     def __call__(
         self,
         video,
-        azimuth: float,
-        elevation: float,
+        azimuth: float | None = None,
+        elevation: float | None = None,
         start: float = 0.0,
         duration: float | None = None,
         *,
+        camera_path: CameraPath | None = None,
         guidance: str | None = None,
         guidance_scale: float | None = None,
         direction_guidance_scale: float | None = None,
@@ -297,6 +308,10 @@ class VisagePipeline(DiffusionPipeline):
             video: a video file path, or uint8 frames ``(T, H, W, 3)`` at 4 fps.
             azimuth, elevation: camera direction in degrees (azimuth counter-clockwise from the front toward
                 the left, elevation up). For 360° input the field of view is cropped there.
+            camera_path: instead of ``azimuth``/``elevation``, a :class:`~visage_hf.video.camera_path.CameraPath`
+                (keyframes in the video's timeline) for a camera that moves: every 4-fps frame gets its own
+                direction, 360° input is cropped frame by frame. It must span ``[start, start + duration]``.
+                The released weights saw one direction per 5-s clip: smooth paths work best.
             start, duration: seconds; ``duration=None`` runs to the end of the video. Any length works.
             guidance, guidance_scale, direction_guidance_scale, do_sample, top_k, top_p, temperature: see
                 :meth:`VisageForFOA.generate` (defaults: the model's generation config; released model: joint
@@ -317,7 +332,7 @@ class VisagePipeline(DiffusionPipeline):
         for name in ("image_encoder", "image_processor", "foa_model", "codec"):
             if getattr(self, name, None) is None:
                 raise ValueError(f"this pipeline has no {name}; load one with from_pretrained({name}=...)")
-        azimuth, elevation = float(wrap_azimuth(azimuth)), float(check_elevation(elevation))
+        path = resolve_camera_path(azimuth, elevation, camera_path)
         if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
             raise ValueError(f"num_samples: expected an integer >= 1, got {num_samples!r}")
         if not (math.isfinite(crossfade) and crossfade >= 0):
@@ -327,8 +342,18 @@ class VisagePipeline(DiffusionPipeline):
         if seed is not None and generator is not None:
             raise ValueError("pass either generator or seed, not both")
         frames, plan, equirect = self.load_frames(
-            video, azimuth, elevation, start, duration, equirect=equirect, overlap=overlap, mode=mode
+            video,
+            None,
+            None,
+            start,
+            duration,
+            equirect=equirect,
+            overlap=overlap,
+            mode=mode,
+            camera_path=path,
         )
+        seconds = plan.num_samples / self.sample_rate
+        azimuth, elevation = frame_directions(path, start, seconds, plan.num_video_frames, config.video_fps)
         if seed is not None:
             generator = torch.Generator(device=self.foa_model.device).manual_seed(int(seed))
         settings = {
@@ -351,8 +376,8 @@ class VisagePipeline(DiffusionPipeline):
     def generate_codes(
         self,
         frames: np.ndarray,
-        azimuth: float,
-        elevation: float,
+        azimuth: float | np.ndarray,
+        elevation: float | np.ndarray,
         plan: WindowPlan,
         num_samples: int = 1,
         progress: bool = True,
@@ -360,7 +385,8 @@ class VisagePipeline(DiffusionPipeline):
     ) -> torch.LongTensor:
         """Codes ``(num_samples, 4, 9, plan.num_code_frames)`` for conditioning ``frames`` (at the model's fps),
         window by window; window ``k > 0`` gets the codes already written in its prefix span as
-        ``prefix_codes``. ``generate_kwargs`` go to :meth:`VisageForFOA.generate`."""
+        ``prefix_codes``. ``azimuth``/``elevation``: degrees, scalars or one per video frame (a moving camera,
+        see :func:`frame_directions`). ``generate_kwargs`` go to :meth:`VisageForFOA.generate`."""
         model, config = self.foa_model, self.foa_model.config
         mode = config._mode(generate_kwargs.get("mode"))
         extractor = VisageFeatureExtractor(
@@ -381,7 +407,7 @@ class VisagePipeline(DiffusionPipeline):
         try:
             for index, window in enumerate(plan):
                 bar.set_description(f"window {index + 1}/{len(plan)}")
-                inputs = extractor(frames[window.video_start : window.video_stop], azimuth, elevation)
+                inputs = _window_inputs(extractor, frames, azimuth, elevation, window)
                 inputs = {
                     name: tensor.to(model.device).repeat_interleave(num_samples, dim=0)
                     for name, tensor in inputs.items()
@@ -454,6 +480,29 @@ class VisagePipeline(DiffusionPipeline):
 
 
 # ============================================================================================== helpers
+
+
+def frame_directions(
+    path: CameraPath, start: float, seconds: float, num_frames: int, fps: float
+) -> tuple[float, float] | tuple[np.ndarray, np.ndarray]:
+    """The camera direction of each of ``num_frames`` video frames of a ``seconds``-long clip starting at
+    ``start`` (frame ``k`` at ``start + k / fps``): two floats for a constant path, else ``(num_frames,)`` degree
+    arrays. A moving path must span the clip."""
+    if path.is_constant:
+        return float(path.azimuth[0]), float(path.elevation[0])
+    path.check_covers(start, start + seconds)
+    return path.directions_at(start + np.arange(num_frames) / fps)
+
+
+def _window_inputs(extractor, frames: np.ndarray, azimuth, elevation, window) -> dict[str, torch.Tensor]:
+    """The extractor's model inputs for one window; a moving camera gets one direction vector per frame."""
+    span = slice(window.video_start, window.video_stop)
+    if np.ndim(azimuth) == 0:
+        return extractor(frames[span], azimuth, elevation)
+    inputs = extractor(frames[span], float(azimuth[span][0]), float(elevation[span][0]))
+    vectors = direction_to_model_vector(azimuth[span], elevation[span])
+    inputs["direction"] = torch.as_tensor(vectors, dtype=inputs["direction"].dtype)[None]
+    return inputs
 
 
 def _check_components(image_encoder, foa_model, codec) -> None:

@@ -160,10 +160,17 @@ def load_recipe(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"recipe {path} does not exist")
-    recipe = yaml.safe_load(path.read_text()) or {}
+    try:
+        recipe = yaml.safe_load(path.read_text()) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise ValueError(f"recipe {path} is not valid YAML: {' '.join(str(error).split())}") from None
     if not isinstance(recipe, dict):
         raise ValueError(
             f"recipe {path} must be a mapping of argument names to values, got {type(recipe).__name__}"
+        )
+    if not all(isinstance(key, str) for key in recipe):
+        raise ValueError(
+            f"recipe {path}: keys must be argument names, got {[k for k in recipe if not isinstance(k, str)]}"
         )
     known = {f.name for cls in ARGUMENT_CLASSES for f in dataclasses.fields(cls)}
     unknown = sorted(set(recipe) - known)
@@ -183,10 +190,11 @@ def parse_arguments(
     from transformers import HfArgumentParser
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    config_parser = argparse.ArgumentParser(add_help=False)
+    config_parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     config_parser.add_argument("--config")
     known, remaining = config_parser.parse_known_args(argv)
-    parser = HfArgumentParser(ARGUMENT_CLASSES)
+    # No abbreviations: `--max_step 5` must be refused like an unknown recipe key, not read as --max_steps.
+    parser = HfArgumentParser(ARGUMENT_CLASSES, allow_abbrev=False)
     parser.add_argument("--config", help="YAML recipe (visage_hf/training/configs/*.yaml)")
     if known.config:
         parser.set_defaults(**load_recipe(known.config))

@@ -422,6 +422,10 @@ class MetricsLog:
 
     def write(self, step: int, record: dict[str, float]) -> None:
         self.accelerator.log(record, step=step)
+        if self.accelerator.is_main_process and "eval/loss" in record:  # the console, not only the logs
+            from tqdm.auto import tqdm
+
+            tqdm.write(f"step {step}: eval loss {record['eval/loss']:.4f}")
         if self.accelerator.is_main_process:
             with open(self.path, "a") as handle:
                 handle.write(json.dumps({"step": step, **record}) + "\n")
@@ -650,7 +654,11 @@ def _cli() -> None:
         print(f"visage train: error: {error}", file=sys.stderr)
         sys.exit(2)
     train(run)
-    finish(run)
+    target = finish(run)
+    if main_process:
+        print(
+            f"visage train: model saved to {target} (VisageForFOA.from_pretrained, or visage generate --model)"
+        )
 
 
 if __name__ == "__main__":

@@ -7,13 +7,13 @@ seen from above), the top row is up. Pixel column ``j`` of a ``W``-wide frame is
 Field of view (:func:`equirect_to_fov`, :func:`fov_crop`): the rectilinear crop ViSAGe trains on (90°,
 224 x 224). A sampling grid is built once per view (cached) and applied to every frame with vectorised
 bilinear sampling. ``mode="original"`` reproduces the original ``prepare_dataset.project``
-(reference/original-visage.md §5.6): rays through pixel corners, lookup-table trigonometry, a MATLAB-style
+(docs/original-implementation.md §5.6): rays through pixel corners, lookup-table trigonometry, a MATLAB-style
 +1 pixel shift and clamping at the ±180° seam; near the view centre it samples about 0.86 px right of and
 below the exact position for 896 x 448 -> 224 x 224. The corrected default uses pixel-centre rays, exact
 angles and wraps around the seam.
 
 The projection's own angles are ``yaw`` (toward the image right) and ``pitch`` (up); in the public
-ambisonic convention the camera's azimuth is ``-yaw`` (reference §5.5), see :func:`direction_to_yaw_pitch`.
+ambisonic convention the camera's azimuth is ``-yaw`` (docs/original-implementation.md §5.5), see :func:`direction_to_yaw_pitch`.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ __all__ = [
     "equirect_to_fov",
     "fov_crop",
     "fov_sampling_grid",
+    "fov_to_equirect",
     "yaw_pitch_to_direction",
 ]
 
@@ -46,7 +47,7 @@ def direction_to_yaw_pitch(azimuth: float, elevation: float) -> tuple[float, flo
     """Public ambisonic ``(azimuth, elevation)`` degrees -> the projection's ``(yaw, pitch)`` degrees.
 
     The projection's yaw is positive toward the image right, i.e. the listener's right, which is negative
-    ambisonic azimuth: ``yaw = -azimuth``, ``pitch = elevation`` (reference/original-visage.md §5.5).
+    ambisonic azimuth: ``yaw = -azimuth``, ``pitch = elevation`` (docs/original-implementation.md §5.5).
     """
     return float(-azimuth), float(elevation)
 
@@ -259,3 +260,77 @@ def fov_crop(
     +azimuth). Same as :func:`equirect_to_fov` with ``yaw = -azimuth``, ``pitch = elevation``."""
     yaw, pitch = direction_to_yaw_pitch(azimuth, elevation)
     return equirect_to_fov(frames, yaw, pitch, fov=fov, size=size, mode=mode)
+
+
+def fov_to_equirect(
+    frame: np.ndarray,
+    azimuth: float,
+    elevation: float,
+    fov: float = 90.0,
+    size: tuple[int, int] = (960, 1920),
+    background: np.ndarray | None = None,
+) -> np.ndarray:
+    """Paint a rectilinear field-of-view frame onto an equirect canvas where the camera looked.
+
+    The inverse of :func:`fov_crop`'s pinhole model: every equirect pixel's direction is expressed in the
+    camera's frame (front = ``(azimuth, elevation)``, left horizontal, no roll); those in front of the camera and
+    inside its horizontal ``fov`` (degrees; the vertical one follows the frame's aspect) take the bilinear
+    sample of ``frame`` there, the rest keep ``background`` (black by default).
+
+    Args:
+        frame: uint8 ``(h, w, 3)``.
+        azimuth, elevation: the camera direction in degrees (public convention).
+        size: ``(H, W)`` of the equirect canvas (2:1 for 360° players).
+        background: uint8 ``(H, W, 3)`` to paint on, or None for black.
+
+    Returns:
+        uint8 ``(H, W, 3)``.
+    """
+    frame = np.asarray(frame)
+    if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[-1] != 3:
+        raise ValueError(f"frame: expected uint8 (h, w, 3), got {frame.dtype} {frame.shape}")
+    height, width = size
+    source_x, source_y, visible = _fov_source_pixels(
+        frame.shape[0], frame.shape[1], float(azimuth), float(elevation), float(fov), (height, width)
+    )
+    canvas = np.zeros((height, width, 3), np.uint8) if background is None else np.array(background, np.uint8)
+    if canvas.shape != (height, width, 3):
+        raise ValueError(f"background: expected uint8 {(height, width, 3)}, got {canvas.shape}")
+    sampled = _bilinear(frame[None], source_x[visible][None], source_y[visible][None], wrap=False)[0]
+    canvas[visible] = np.clip(np.rint(sampled), 0, 255).astype(np.uint8)
+    return canvas
+
+
+@lru_cache(maxsize=2)
+def _cached_equirect_directions(height: int, width: int) -> np.ndarray:
+    rays = equirect_directions(height, width)
+    rays.setflags(write=False)
+    return rays
+
+
+@lru_cache(
+    maxsize=8
+)  # a moving camera has a new view every frame: keep few (each is a few canvas-sized arrays)
+def _fov_source_pixels(
+    frame_height: int, frame_width: int, azimuth: float, elevation: float, fov: float, size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Frame pixel coordinates ``(H, W)`` seen by each equirect pixel, and where the frame covers it."""
+    rays = _cached_equirect_directions(*size)
+    front = direction_to_vector(azimuth, elevation)
+    left = direction_to_vector(azimuth + 90.0, 0.0)
+    up = np.cross(front, left)
+    depth, along_left, along_up = rays @ front, rays @ left, rays @ up
+    focal = frame_width / 2 / math.tan(math.radians(fov) / 2)  # pixels; square pixels
+    with np.errstate(divide="ignore", invalid="ignore"):
+        source_x = frame_width / 2 - focal * along_left / depth - 0.5  # image-right is the viewer's right
+        source_y = frame_height / 2 - focal * along_up / depth - 0.5
+    visible = (
+        (depth > 0)
+        & (source_x >= -0.5)
+        & (source_x <= frame_width - 0.5)
+        & (source_y >= -0.5)
+        & (source_y <= frame_height - 0.5)
+    )
+    for array in (source_x, source_y, visible):
+        array.setflags(write=False)
+    return source_x, source_y, visible

@@ -1,4 +1,4 @@
-"""Video I/O with PyAV: frames sampled at 4 fps by timestamp, and MP4 files carrying spatial audio.
+"""Video reading with PyAV: probe, frames sampled at 4 fps by timestamp, and the audio track of a video file.
 
 Reading (:func:`probe`, :func:`read_frames`, :func:`read_audio_track`): any container FFmpeg reads. Frames
 are sampled by timestamp, so variable-frame-rate files are handled, and turned upright according to the
@@ -7,27 +7,23 @@ rotation (display matrix) metadata phones write. Times are seconds from the firs
 Field of view: the equirectangular -> rectilinear crop lives in :mod:`visage_hf.video.equirect` and is re-exported
 here (:func:`equirect_to_fov`, :func:`fov_crop`, ...) so frame reading and cropping come from one place.
 
-Writing (:func:`write_mp4`, :func:`write_video`): the FOA becomes one 4-channel track (AAC ``4.0`` or Opus
-with channel mapping family 2, 48 kHz) and gets Google's ``SA3D`` box (:mod:`visage_hf.video.sa3d`), which is
-what YouTube and spatial-audio players look for. Files are written atomically.
+Writing (:func:`write_mp4`, :func:`write_video`) lives in :mod:`visage_hf.video.mux`; both names are still served
+here (lazily, so the two modules do not import each other at load time).
 """
 
 from __future__ import annotations
 
 import math
 import os
-import uuid
-import warnings
 from collections.abc import Iterator
-from contextlib import ExitStack
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 
-from ..audio.io import check_foa, check_sample_rate, resample
+from ..utils.limits import check_frame_time, check_video_container
+from ..utils.moved import forward_names_to
 from .equirect import (
     direction_to_yaw_pitch,
     equirect_to_fov,
@@ -35,43 +31,28 @@ from .equirect import (
     fov_sampling_grid,
     yaw_pitch_to_direction,
 )
-from .sa3d import inject_spatial_metadata
 from .sampling import FfmpegFrameSelector, check_frame_sampling
 
-__all__ = [
+__all__ = [  # write_mp4 and write_video: served from .mux by __getattr__ below
     "VideoInfo",
     "audio_track_info",
     "direction_to_yaw_pitch",
     "equirect_to_fov",
+    "first_video_stream",
     "fov_crop",
     "fov_sampling_grid",
+    "open_media",
     "probe",
     "read_audio_track",
     "read_frames",
-    "write_mp4",
-    "write_video",
+    "segment_frames",
+    "write_mp4",  # noqa: F822
+    "write_video",  # noqa: F822
     "yaw_pitch_to_direction",
 ]
 
-YOUTUBE_SAMPLE_RATE = 48000
-# YouTube's minimum bit rates for first-order ambisonics (Help answer 6395969).
-_AUDIO_CODECS = {
-    "aac": {"encoder": "aac", "layout": "4.0", "options": {}, "format": "fltp", "min_bitrate": 256_000},
-    "opus": {
-        "encoder": "libopus",
-        "layout": "ambisonic 1",
-        "options": {"mapping_family": "2"},
-        "format": "flt",
-        "min_bitrate": 512_000,
-    },
-}
-_DEFAULT_BITRATE = {"aac": 384_000, "opus": 512_000}
 # Two timestamps closer than this are the same instant (well below any real frame interval).
 _TIME_EPS = 1e-6
-_AUDIO_CHUNK = 4096
-
-
-# ============================================================================================ reading
 
 
 @dataclass(frozen=True)
@@ -92,7 +73,8 @@ class VideoInfo:
     audio_sample_rate: int | None
 
 
-def _open(path):
+def open_media(path):
+    """Open a media file with PyAV; one-line errors for a missing file, a directory or an unreadable file."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"video file not found: {path}")
@@ -106,7 +88,8 @@ def _open(path):
         ) from None
 
 
-def _video_stream(container, path):
+def first_video_stream(container, path):
+    """The first video stream of an open container (decoded with FFmpeg's threads), or a one-line error."""
     if not container.streams.video:
         kinds = [stream.type for stream in container.streams]
         found = (
@@ -114,6 +97,7 @@ def _video_stream(container, path):
         )
         raise ValueError(f"expected a video stream in {path}, found {found}")
     stream = container.streams.video[0]
+    check_video_container(container, stream, path)
     stream.thread_type = "AUTO"
     return stream
 
@@ -140,8 +124,8 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         FileNotFoundError: no such file.
         ValueError: unreadable / corrupt file, or no video stream.
     """
-    with _open(path) as container:
-        stream = _video_stream(container, path)
+    with open_media(path) as container:
+        stream = first_video_stream(container, path)
         if stream.duration is not None:
             duration = float(stream.duration * stream.time_base)
         elif container.duration is not None:
@@ -184,6 +168,7 @@ def _decoded_frames(container, stream, path) -> Iterator[tuple[object, float, fl
             else:  # raw streams without timestamps: assume the nominal rate
                 time = 0.0 if previous is None else previous + fallback_step
             length = float(frame.duration * stream.time_base) if frame.duration else fallback_step
+            check_frame_time(time + length, path)
             previous = time
             yield frame, time, length
     except av.error.FFmpegError as error:
@@ -273,8 +258,8 @@ class _SeekOvershoot(Exception):
 
 def _sample(path, fps, start, duration, size, seek: bool):
     """Decode and pick frames; returns (frames, times, end time of the video or None if it has no frames)."""
-    with _open(path) as container:
-        stream = _video_stream(container, path)
+    with open_media(path) as container:
+        stream = first_video_stream(container, path)
         if seek:
             try:
                 _seek(container, stream, start)
@@ -333,8 +318,8 @@ def _sample(path, fps, start, duration, size, seek: bool):
 def _read_like_ffmpeg(path, fps: float, start: float, duration: float | None, size):
     """:func:`read_frames` with ``sampling="ffmpeg"``: decode from the key frame before ``start`` and keep the
     frames FFmpeg's constant-rate output would (:class:`~visage_hf.video.sampling.FfmpegFrameSelector`)."""
-    with _open(path) as container:
-        stream = _video_stream(container, path)
+    with open_media(path) as container:
+        stream = first_video_stream(container, path)
         if start > 0:
             try:
                 _seek(container, stream, start)
@@ -390,6 +375,22 @@ def _to_rgb(frame, size: tuple[int, int] | None) -> np.ndarray:
     return _rotate_upright(image, rotation)
 
 
+def segment_frames(source, start: float, duration: float) -> Iterator[tuple[np.ndarray, float]]:
+    """Upright uint8 ``(H, W, 3)`` frames of the open container ``source`` in ``[start, start + duration)``, with
+    their times in seconds from ``start``."""
+    stream = first_video_stream(source, source.name)
+    if start > 0:
+        try:
+            _seek(source, stream, start)
+        except av.error.FFmpegError:
+            source.seek(0)
+    for frame, time, _ in _decoded_frames(source, stream, source.name):
+        if time >= start + duration - _TIME_EPS:
+            break
+        if time >= start - _TIME_EPS:
+            yield _to_rgb(frame, None), time - start
+
+
 def read_audio_track(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     """Decode the first audio stream of a media file (MP4, WebM, Opus, ...) with PyAV.
 
@@ -399,7 +400,7 @@ def read_audio_track(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     Raises:
         FileNotFoundError / ValueError: missing, unreadable, or no audio stream.
     """
-    with _open(path) as container:
+    with open_media(path) as container:
         if not container.streams.audio:
             raise ValueError(f"expected an audio stream in {path}, found none")
         stream = container.streams.audio[0]
@@ -424,7 +425,7 @@ def _int_to_float(data: np.ndarray) -> np.ndarray:
 def audio_track_info(path: str | os.PathLike) -> dict | None:
     """The first audio stream as FFmpeg sees it: ``{"codec", "channels", "layout", "sample_rate", "bit_rate",
     "duration"}`` (``layout`` e.g. ``"4.0"`` or ``"ambisonic 1"``), or None when there is no audio."""
-    with _open(path) as container:
+    with open_media(path) as container:
         if not container.streams.audio:
             return None
         stream = container.streams.audio[0]
@@ -440,267 +441,4 @@ def audio_track_info(path: str | os.PathLike) -> dict | None:
         }
 
 
-# ============================================================================================ writing
-
-
-def _temporary_path(path: Path, suffix: str) -> Path:
-    """A fresh hidden sibling of ``path`` (created empty, umask permissions, unlike ``tempfile.mkstemp``)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}{suffix}")
-    temporary.touch(exist_ok=False)
-    return temporary
-
-
-def _frame_rate(fps) -> Fraction:
-    if fps is None or not (math.isfinite(float(fps)) and float(fps) > 0):
-        raise ValueError(f"fps: expected a positive frame rate for the frames, got {fps}")
-    return Fraction(fps).limit_denominator(1001) if not isinstance(fps, Fraction) else fps
-
-
-def _check_frames(frames) -> np.ndarray:
-    frames = np.asarray(frames)
-    if frames.ndim != 4 or frames.shape[-1] != 3 or 0 in frames.shape:
-        raise ValueError(f"frames: expected uint8 (T, H, W, 3) RGB, got shape {frames.shape}")
-    if frames.dtype != np.uint8:
-        raise ValueError(f"frames: expected dtype uint8, got {frames.dtype}")
-    return frames
-
-
-_ENCODER_TIME_BASE = Fraction(1, 90000)
-
-
-def _add_video_encoder(container, rate: Fraction, width: int, height: int):
-    """An H.264 (or MPEG-4 part 2 where libx264 is missing) stream for upright RGB frames of this size."""
-    codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
-    options = {"crf": "18", "preset": "fast"} if codec == "libx264" else {}
-    stream = container.add_stream(codec, rate=rate, options=options)
-    # PyAV defaults to slice threads; frame threads are FFmpeg's own default for x264 and compress better.
-    stream.codec_context.thread_type = "FRAME"
-    stream.codec_context.time_base = _ENCODER_TIME_BASE
-    # 4:2:0 chroma needs even sizes; odd frames get their last row/column repeated.
-    stream.width, stream.height = width + width % 2, height + height % 2
-    stream.pix_fmt = "yuv420p"
-    return stream
-
-
-def _encode_images(stream, images: Iterator[tuple[np.ndarray, float]]) -> Iterator:
-    """Encode ``(image uint8 (H, W, 3), seconds)`` pairs; yields packets, then the encoder's remaining ones."""
-    for image, seconds in images:
-        pad_h, pad_w = stream.height - image.shape[0], stream.width - image.shape[1]
-        if pad_h not in (0, 1) or pad_w not in (0, 1):
-            raise ValueError(
-                f"frame size changed mid-stream: {image.shape[1]}x{image.shape[0]}, "
-                f"expected {stream.width}x{stream.height}"
-            )
-        if pad_h or pad_w:
-            image = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-        frame.pts, frame.time_base = round(seconds / _ENCODER_TIME_BASE), _ENCODER_TIME_BASE
-        yield from stream.encode(frame)
-    yield from stream.encode()
-
-
-def _timed(frames: np.ndarray, rate: Fraction) -> Iterator[tuple[np.ndarray, float]]:
-    return ((image, float(index / rate)) for index, image in enumerate(frames))
-
-
-def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float, *, spherical: bool = False) -> Path:
-    """Encode uint8 RGB frames ``(T, H, W, 3)`` as an H.264 MP4 (MPEG-4 part 2 if libx264 is missing), atomically.
-
-    ``spherical=True`` adds Spherical Video V2 metadata (equirectangular frames)."""
-    path = Path(path)
-    frames = _check_frames(frames)
-    rate = _frame_rate(fps)
-    temporary = _temporary_path(path, ".mp4")
-    try:
-        with av.open(str(temporary), "w", format="mp4") as container:
-            stream = _add_video_encoder(container, rate, frames.shape[2], frames.shape[1])
-            for packet in _encode_images(stream, _timed(frames, rate)):
-                container.mux(packet)
-        if spherical:
-            inject_spatial_metadata(temporary, path, num_channels=None, spherical=True)
-            temporary.unlink()
-        else:
-            os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _prepare_foa(foa, sample_rate) -> np.ndarray:
-    foa = check_foa(foa)
-    sample_rate = check_sample_rate(sample_rate)
-    foa = resample(foa.astype(np.float32), sample_rate, YOUTUBE_SAMPLE_RATE)
-    peak = float(np.max(np.abs(foa)))
-    if peak > 1.0:
-        warnings.warn(
-            f"FOA peaks at {peak:.2f} (> 1.0 full scale); players may clip it. Scale it down before writing.",
-            stacklevel=3,
-        )
-    return np.ascontiguousarray(foa, dtype=np.float32)
-
-
-def _encode_audio(container, foa: np.ndarray, codec: str, bitrate: int) -> list:
-    """Encode ``(4, n)`` 48 kHz FOA; returns the packets (encoded up front so they can be interleaved)."""
-    spec = _AUDIO_CODECS[codec]
-    stream = container.add_stream(
-        spec["encoder"], rate=YOUTUBE_SAMPLE_RATE, layout=spec["layout"], options=dict(spec["options"])
-    )
-    stream.codec_context.format = spec["format"]
-    stream.bit_rate = bitrate
-    packets = []
-    for offset in range(0, foa.shape[1], _AUDIO_CHUNK):
-        frame = av.AudioFrame.from_ndarray(
-            foa[:, offset : offset + _AUDIO_CHUNK], format="fltp", layout=spec["layout"]
-        )
-        frame.sample_rate = YOUTUBE_SAMPLE_RATE
-        frame.pts = offset
-        packets.extend(stream.encode(frame))
-    packets.extend(stream.encode())
-    return packets
-
-
-def _mux_interleaved(container, video_packets, audio_packets: list) -> int:
-    """Mux both streams in time order so neither has to be buffered whole; returns the video packet count."""
-    pending = iter(audio_packets)
-    next_audio = next(pending, None)
-    count = 0
-    for packet in video_packets:
-        if packet.dts is None:  # the encoder's flush marker
-            continue
-        video_time = float(packet.dts * packet.time_base)
-        while next_audio is not None and float(next_audio.dts * next_audio.time_base) <= video_time:
-            container.mux(next_audio)
-            next_audio = next(pending, None)
-        container.mux(packet)
-        count += 1
-    while next_audio is not None:
-        container.mux(next_audio)
-        next_audio = next(pending, None)
-    return count
-
-
-def _remuxed_packets(source, container) -> Iterator:
-    """Add a copy of ``source``'s first video stream to ``container``; return its packets (no re-encode)."""
-    stream = _video_stream(source, source.name)
-    output = container.add_stream_from_template(stream)
-
-    def packets():
-        for packet in source.demux(stream):
-            if packet.dts is None:  # the demuxer's end-of-stream marker
-                continue
-            packet.stream = output
-            yield packet
-
-    return packets()
-
-
-def _segment_images(source, start: float, duration: float) -> Iterator[tuple[np.ndarray, float]]:
-    """Upright frames of ``source`` in ``[start, start + duration)`` with times from ``start``."""
-    stream = _video_stream(source, source.name)
-    if start > 0:
-        try:
-            _seek(source, stream, start)
-        except av.error.FFmpegError:
-            source.seek(0)
-    for frame, time, _ in _decoded_frames(source, stream, source.name):
-        if time >= start + duration - _TIME_EPS:
-            break
-        if time >= start - _TIME_EPS:
-            yield _to_rgb(frame, None), time - start
-
-
-def _add_video(container, stack: ExitStack, video, fps, video_start: float | None, seconds: float):
-    """Add the video stream (before the audio one, so it is track 1) and return its packet iterator."""
-    if isinstance(video, (str, os.PathLike)):
-        source = stack.enter_context(_open(video))
-        if video_start is None:
-            return _remuxed_packets(source, container)
-        info = probe(video)
-        rate = Fraction(info.fps).limit_denominator(1001) if info.fps > 0 else Fraction(25)
-        stream = _add_video_encoder(container, rate, info.width, info.height)
-        return _encode_images(stream, _segment_images(source, float(video_start), seconds))
-    rate = _frame_rate(fps)
-    stream = _add_video_encoder(container, rate, video.shape[2], video.shape[1])
-    return _encode_images(stream, _timed(video, rate))
-
-
-def write_mp4(
-    path: str | os.PathLike,
-    foa: np.ndarray,
-    sample_rate: int,
-    video: str | os.PathLike | np.ndarray | None = None,
-    *,
-    fps: float | None = None,
-    video_start: float | None = None,
-    codec: str = "aac",
-    bitrate: int | None = None,
-    spherical: bool = False,
-    faststart: bool = True,
-) -> Path:
-    """Write an MP4 whose single audio track is the FOA, tagged as AmbiX spatial audio (``SA3D`` box).
-
-    The audio is resampled to 48 kHz (polyphase) and encoded as one 4-channel track: AAC with layout
-    ``4.0`` (default 384 kb/s; YouTube asks >= 256) or Opus with channel mapping family 2 (layout
-    ``ambisonic 1``, default 512 kb/s, YouTube's minimum). Video, if any:
-
-    * a path: its first video stream is copied without re-encoding (whole stream; other streams dropped),
-      or, with ``video_start``, the frames in ``[video_start, video_start + audio duration)`` are re-encoded
-      with H.264 so the cut is exact;
-    * uint8 frames ``(T, H, W, 3)`` with ``fps``: encoded with H.264.
-
-    ``spherical=True`` also writes Spherical Video V2 metadata (equirectangular, mono) so YouTube treats the
-    video as 360° and head-tracks the audio. ``faststart`` puts the index first for streaming. The file
-    appears only when complete (temporary file + ``os.replace``).
-
-    Args:
-        foa: AmbiX ``(4, samples)`` float (W, Y, Z, X; SN3D).
-        sample_rate: Hz of ``foa``.
-
-    Returns:
-        the written path.
-    """
-    if codec not in _AUDIO_CODECS:
-        raise ValueError(f"codec: expected one of {sorted(_AUDIO_CODECS)}, got {codec!r}")
-    bitrate = _DEFAULT_BITRATE[codec] if bitrate is None else int(bitrate)
-    if bitrate < _AUDIO_CODECS[codec]["min_bitrate"]:
-        warnings.warn(
-            f"bitrate {bitrate} b/s is below YouTube's minimum for 4-channel {codec} "
-            f"({_AUDIO_CODECS[codec]['min_bitrate']} b/s)",
-            stacklevel=2,
-        )
-    if spherical and video is None:
-        raise ValueError("spherical=True needs a video (an equirectangular file or frames)")
-    path = Path(path)
-    foa = _prepare_foa(foa, sample_rate)
-    if isinstance(video, (str, os.PathLike)):
-        if not Path(video).exists():
-            raise FileNotFoundError(f"video file not found: {video}")
-        if video_start is not None and not (math.isfinite(video_start) and video_start >= 0):
-            raise ValueError(f"video_start: expected seconds >= 0, got {video_start}")
-    elif video is not None:
-        video = _check_frames(video)
-        _frame_rate(fps)
-
-    encoded = _temporary_path(path, ".mp4")
-    try:
-        options = {"movflags": "+faststart"} if faststart else {}
-        with ExitStack() as stack:
-            container = stack.enter_context(av.open(str(encoded), "w", format="mp4", options=options))
-            seconds = foa.shape[1] / YOUTUBE_SAMPLE_RATE
-            video_packets = None
-            if video is not None:
-                video_packets = _add_video(container, stack, video, fps, video_start, seconds)
-            audio_packets = _encode_audio(container, foa, codec, bitrate)
-            if video_packets is None:
-                for packet in audio_packets:
-                    container.mux(packet)
-            elif not _mux_interleaved(container, video_packets, audio_packets):
-                raise ValueError(f"no video frames in {video} from video_start={video_start or 0:g} s on")
-        inject_spatial_metadata(encoded, path, spherical=spherical)
-    except av.error.FFmpegError as error:
-        raise ValueError(f"could not write {path}: {error}") from None
-    finally:
-        encoded.unlink(missing_ok=True)
-    return path
+__getattr__ = forward_names_to("visage_hf.video", "mux")

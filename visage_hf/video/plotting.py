@@ -31,6 +31,7 @@ def plot_energy_map(
     window_seconds: float | None = None,
     mark_peak: bool = True,
     max_frames: int = 60,
+    camera: tuple[float, float] | None = None,
 ) -> Path:
     """Write an energy map as an equirectangular heat map PNG (atomically) and return its path.
 
@@ -45,22 +46,13 @@ def plot_energy_map(
             says so when there are more.
         path: output ``.png``.
         title: figure title.
+        camera: ``(azimuth, elevation)`` degrees of the camera, marked with a circle; a legend names the marks.
     """
     # The Agg canvas is attached to this figure only: no pyplot, no global backend switch, no GUI.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    maps = np.asarray(maps, dtype=np.float64)
-    if maps.ndim == 2:
-        maps = maps[None]
-        single = True
-    else:
-        single = False
-    if maps.ndim != 3 or maps.shape[-1] != 2 * maps.shape[-2] or maps.shape[0] == 0:
-        raise ValueError(f"expected energy maps of shape (H, 2H) or (n, H, 2H), got shape {np.shape(maps)}")
-    if not np.isfinite(maps).all():
-        raise ValueError("expected finite energy-map values, got NaN/inf")
-
+    maps, single = _check_maps(maps)
     total = maps.shape[0]
     maps = maps[:max_frames]
     count = maps.shape[0]
@@ -71,35 +63,15 @@ def plot_energy_map(
     figure = Figure(figsize=(4.2 * columns + 1.2, 2.4 * rows + 0.8), layout="constrained")
     FigureCanvasAgg(figure)
     axes = np.atleast_1d(figure.subplots(rows, columns, squeeze=False).ravel())
-    extent = _map_extent(*maps.shape[-2:])
     low, high = float(maps.min()), float(maps.max())
     image = None
     for index, axis in enumerate(axes):
         if index >= count:
             axis.set_axis_off()
             continue
-        image = axis.imshow(maps[index], extent=extent, aspect="auto", cmap="inferno", vmin=low, vmax=high)
-        axis.set_xticks([180, 90, 0, -90, -180])
-        axis.set_yticks([90, 45, 0, -45, -90])
-        axis.set_xlabel("azimuth (°, + = left)")
-        axis.set_ylabel("elevation (°)")
-        if mark_peak:
-            row, column = np.unravel_index(np.argmax(maps[index]), maps.shape[-2:])
-            resolution = 180.0 / maps.shape[-2]
-            axis.plot(
-                extent[0] - resolution * (column + 0.5),
-                extent[3] - resolution * (row + 0.5),
-                marker="x",
-                color="white",
-                markersize=8,
-            )
+        image = _draw_map(axis, maps[index], low, high, mark_peak, camera)
         if not single:
-            if window_seconds is not None:
-                axis.set_title(
-                    f"{index * window_seconds:.2f}–{(index + 1) * window_seconds:.2f} s", fontsize=9
-                )
-            else:
-                axis.set_title(f"window {index}", fontsize=9)
+            axis.set_title(_window_label(index, window_seconds), fontsize=9)
     figure.colorbar(image, ax=axes.tolist(), label="RMS", shrink=0.9)
     if title:
         figure.suptitle(title)
@@ -108,3 +80,52 @@ def plot_energy_map(
     with atomic_output_path(path) as temporary:
         figure.savefig(temporary, format="png", dpi=100)
     return path
+
+
+def _check_maps(maps) -> tuple[np.ndarray, bool]:
+    """``(n, H, 2H)`` float64 maps and whether a single ``(H, 2H)`` map was given."""
+    maps = np.asarray(maps, dtype=np.float64)
+    single = maps.ndim == 2
+    if single:
+        maps = maps[None]
+    if maps.ndim != 3 or maps.shape[-1] != 2 * maps.shape[-2] or maps.shape[0] == 0:
+        raise ValueError(f"expected energy maps of shape (H, 2H) or (n, H, 2H), got shape {np.shape(maps)}")
+    if not np.isfinite(maps).all():
+        raise ValueError("expected finite energy-map values, got NaN/inf")
+    return maps, single
+
+
+def _draw_map(axis, energy_map: np.ndarray, low: float, high: float, mark_peak: bool, camera=None):
+    """One ``(H, 2H)`` map on ``axis`` with azimuth/elevation ticks; a white cross at its maximum, a cyan circle
+    at ``camera`` (azimuth, elevation), and a legend naming them."""
+    extent = _map_extent(*energy_map.shape)
+    image = axis.imshow(energy_map, extent=extent, aspect="auto", cmap="inferno", vmin=low, vmax=high)
+    axis.set_xticks([180, 90, 0, -90, -180])
+    axis.set_yticks([90, 45, 0, -45, -90])
+    axis.set_xlabel("azimuth (°, + = left)")
+    axis.set_ylabel("elevation (°)")
+    if mark_peak:
+        row, column = np.unravel_index(np.argmax(energy_map), energy_map.shape)
+        resolution = 180.0 / energy_map.shape[0]
+        axis.plot(
+            extent[0] - resolution * (column + 0.5),
+            extent[3] - resolution * (row + 0.5),
+            marker="x",
+            color="white",
+            markersize=8,
+            linestyle="none",
+            label="loudest direction",
+        )
+    if camera is not None:
+        azimuth = (float(camera[0]) + 180.0) % 360.0 - 180.0  # the map's range, -180..180
+        axis.plot(azimuth, float(camera[1]), marker="o", markersize=9, markerfacecolor="none",
+                  markeredgecolor="cyan", linestyle="none", label="camera direction")  # fmt: skip
+    if mark_peak or camera is not None:
+        axis.legend(loc="lower left", fontsize=7, framealpha=0.6)
+    return image
+
+
+def _window_label(index: int, window_seconds: float | None) -> str:
+    if window_seconds is None:
+        return f"window {index}"
+    return f"{index * window_seconds:.2f}–{(index + 1) * window_seconds:.2f} s"

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ..audio.io import atomic_output_path
+from ..utils.limits import check_mp4_box_depth, check_mp4_moov_size
 
 __all__ = [
     "BoxInfo",
@@ -160,6 +161,7 @@ def _walk(buf, start: int, end: int, prefix: str, base: int = 0, handler: str | 
     found: list[BoxInfo] = []
     for kind, offset, size, header_size in _headers(buf, start, end):
         box = BoxInfo(f"{prefix}{kind}", base + offset, size, header_size)
+        check_mp4_box_depth(box.path)
         found.append(box)
         inner_handler = _trak_handler(buf, offset + header_size, offset + size) if kind == "trak" else handler
         child_start = _children_offset(buf, kind, offset + header_size, parent, inner_handler)
@@ -202,6 +204,7 @@ def _read_moov(path: Path) -> tuple[BoxInfo, bytearray, list[BoxInfo]]:
             f"expected exactly one 'moov' box in {path}, found {len(moovs)} (top level: {kinds})"
         )
     moov = moovs[0]
+    check_mp4_moov_size(moov.size, path)
     with open(path, "rb") as f:
         f.seek(moov.offset)
         buf = bytearray(f.read(moov.size))
@@ -222,6 +225,7 @@ def walk_boxes(path: str | os.PathLike) -> list[BoxInfo]:
     for box in top:
         result.append(box)
         if box.type == "moov":
+            check_mp4_moov_size(box.size, path)
             with open(path, "rb") as f:
                 f.seek(box.offset)
                 buf = f.read(box.size)
