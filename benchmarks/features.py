@@ -137,4 +137,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    from machine import describe_machine  # benchmarks/machine.py: the CPU every number here is measured on
+
+    print(describe_machine())
     main()

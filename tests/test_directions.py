@@ -91,10 +91,14 @@ def test_model_vector_is_bit_exact_for_every_index():
     for ei, ai in [(0, 0), (45, 90), (89, 179), (12, 150), (70, 140), (44, 134), (3, 135)]:
         assert np.array_equal(ours[ei, ai], _original_model_vector(ei, ai))
         assert np.array_equal(ours_augmented[ei, ai], _original_model_vector(ei, ai, augment=True))
-    reference = np.stack(
-        [[_original_model_vector(ei, ai) for ai in range(0, 180, 7)] for ei in range(0, 90, 5)]
+    # All 90 x 180 = 16,200 indices (and their augmented twins), each against the scalar restatement.
+    reference = np.array([[_original_model_vector(ei, ai) for ai in range(180)] for ei in range(90)])
+    augmented = np.array(
+        [[_original_model_vector(ei, ai, augment=True) for ai in range(180)] for ei in range(90)]
     )
-    assert np.array_equal(ours[::5, ::7], reference)
+    assert reference.shape == (90, 180, 3)
+    assert np.array_equal(ours, reference)
+    assert np.array_equal(ours_augmented, augmented)
 
 
 def test_public_degrees_map_to_the_model_vector():

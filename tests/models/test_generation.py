@@ -400,8 +400,9 @@ def test_cpu_fp32_generation_restores_the_weight_layout(tiny_model, make_conditi
 def test_bfloat16_logits_match_float32(tiny_model, make_conditions):
     """The bf16 path computes the same model as fp32, on any CPU (this one may lack native bf16: then torch
     emulates it and attention runs in fp32; no skip). Tolerance: bf16 keeps 8 mantissa bits (relative rounding
-    2^-9 = 0.2% per operation); through the tiny model's 3 layers the measured error is 0.7% of the logits'
-    norm and 4.5% of their standard deviation at worst, so 2% and 15% leave room without hiding a defect."""
+    2^-9 = 0.2% per operation); through the tiny model's 3 layers the measured error (AMD EPYC, AVX2, torch
+    2.13) is 0.74% of the logits' norm and 4.5% of their standard deviation at worst. Bounds of 1.1% and 7% sit
+    between that and a head-layout slip on the bf16-only attention path (1.5% and 9.4%, measured)."""
     import copy
 
     from tests.models.test_modeling import PAD, visage_labels
@@ -415,8 +416,8 @@ def test_bfloat16_logits_match_float32(tiny_model, make_conditions):
         half = half_model(clip, energy, direction, decoder_input_ids=inputs).logits
     assert half.dtype == torch.bfloat16
     error = (half.float() - full).abs()
-    assert float(error.norm() / full.norm()) < 0.02
-    assert float(error.max()) < 0.15 * float(full.std())
+    assert float(error.norm() / full.norm()) < 0.011
+    assert float(error.max()) < 0.07 * float(full.std())
 
 
 def test_bfloat16_generation_runs_and_is_deterministic(tiny_model, make_conditions):

@@ -6,7 +6,6 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM
 from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 
@@ -264,14 +263,25 @@ def test_auto_class_round_trip(tiny_model, tmp_path):
 def test_gradient_checkpointing_gives_the_same_gradients(tiny_config, make_conditions):
     clip, energy, direction = make_conditions(tiny_config, batch=2, frames=1)
     labels = visage_labels(frames=2)
-    gradients = []
+    gradients, recomputed = [], []
     for checkpointing in (False, True):
         torch.manual_seed(0)
         model = VisageForFOA(tiny_config).train()
         if checkpointing:
             model.activation_checkpointing_enable()
-        model(clip, energy, direction, labels=labels).loss.backward()
+        # Checkpointing is really on: each layer runs a second time during backward (recomputation). transformers
+        # checkpoints the layer's `forward`, so a hook on a sub-module (its self-attention) sees the replay.
+        calls = []
+        layers = [*model.model.encoder.layers, *model.model.decoder.layers]
+        hooks = [layer.self_attn.register_forward_hook(lambda *_, c=calls: c.append(1)) for layer in layers]
+        loss = model(clip, energy, direction, labels=labels).loss
+        forward_calls = len(calls)
+        loss.backward()
+        recomputed.append(len(calls) - forward_calls)
+        for hook in hooks:
+            hook.remove()
         gradients.append(model.model.encoder.clip_projection.weight.grad.clone())
+    assert recomputed == [0, len(layers)], recomputed
     assert torch.allclose(gradients[0], gradients[1], atol=1e-6)
 
 
@@ -350,4 +360,3 @@ def test_bad_forward_inputs_raise(tiny_model, tiny_mono_model, make_conditions):
     with pytest.raises(ValueError, match="max_target_positions"):
         long_inputs = torch.full((1, config.max_target_positions + 1, 36), PAD)
         tiny_model(clip[:1], energy[:1], direction[:1], decoder_input_ids=long_inputs)
-    assert F is not None

@@ -162,7 +162,10 @@ def test_components_that_do_not_fit_are_rejected():
         VisagePipeline(**{**parts, "foa_model": VisageForFOA(VisageConfig.tiny(num_channels=1))})
 
 
-def test_frames_array_input_matches_the_file(pipe, video):
+def test_frames_array_input_matches_the_file(pipe, video, monkeypatch):
+    # An array is taken as frames already at 4 fps (frame k at k / 4 s): that equals the file read with exact-time
+    # sampling (a model whose config says so; the release's FFmpeg sampling is tested in test_frame_sampling.py).
+    monkeypatch.setattr(pipe.foa_model.config, "frame_sampling", "exact")
     # The file is scaled while decoding to the processor's short side (56 px here): give the array the same.
     whole = load_video_clip(video, 30.0, 0.0, short_side=56).frames
     assert whole.shape[1:3] == (56, 74)  # int(56 · 96 / 72)

@@ -6,6 +6,7 @@ MP4s are written here directly with PyAV (no visage_hf.video.io), so injection i
 
 from __future__ import annotations
 
+import shutil
 import struct
 
 import av
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 
 from visage_hf.video import sa3d
+from visage_hf.video.io import write_mp4
 
 FREQUENCIES = (220.0, 330.0, 440.0, 550.0)
 
@@ -228,3 +230,82 @@ def test_quicktime_sound_description_version_1(tmp_path):
     assert children == ["wave", "chan", "SA3D"]
     assert sa3d.read_sa3d(injected)["num_channels"] == 4
     np.testing.assert_array_equal(_decode_all(injected)[0], _decode_all(path)[0])
+
+
+# --------------------------------------------------------------------------------------------------------
+# An independent reader: a box walk written here from ISO/IEC 14496-12 and Google's spatial-audio RFC
+# (github.com/google/spatial-media, docs/spatial-audio-rfc.md), sharing no code with visage_hf.video.sa3d.
+
+_CONTAINERS = {b"moov", b"trak", b"mdia", b"minf", b"stbl"}
+# Bytes between a sample entry's header and its child boxes: 28 for audio sample entries (version 0).
+_AUDIO_ENTRY_FIELDS = 28
+
+
+def _walk(data: bytes, start: int, end: int, path: str, found: dict) -> None:
+    """Visit the boxes that exactly tile ``data[start:end]``; any size that overruns its parent fails."""
+    offset = start
+    while offset < end:
+        assert offset + 8 <= end, f"{path}: a box header overruns its parent at {offset}"
+        size, kind = struct.unpack(">I4s", data[offset : offset + 8])
+        header = 8
+        if size == 1:
+            size, header = struct.unpack(">Q", data[offset + 8 : offset + 16])[0], 16
+        elif size == 0:
+            size = end - offset
+        assert size >= header and offset + size <= end, f"{path}/{kind!r}: size {size} overruns its parent"
+        body = offset + header
+        name = f"{path}/{kind.decode('latin-1')}"
+        found.setdefault(kind, []).append((name, data[body : offset + size]))
+        if kind in _CONTAINERS:
+            _walk(data, body, offset + size, name, found)
+        elif kind == b"stsd":
+            _walk(data, body + 8, offset + size, name, found)  # version/flags + entry count
+        elif kind in (b"mp4a", b"Opus"):
+            version = struct.unpack(">H", data[body + 8 : body + 10])[0]
+            extra = 16 if version == 1 else 0  # QuickTime sound description v1
+            _walk(data, body + _AUDIO_ENTRY_FIELDS + extra, offset + size, name, found)
+        offset += size
+    assert offset == end, f"{path}: children end at {offset}, the parent at {end}"
+
+
+@pytest.mark.parametrize("codec", ["aac", "opus"])
+def test_sa3d_box_read_by_an_independent_walker(tmp_path, codec):
+    foa = np.random.default_rng(0).uniform(-0.3, 0.3, (4, 4800)).astype(np.float32)
+    path = write_mp4(tmp_path / "out.mp4", foa, 48000, np.zeros((2, 32, 64, 3), np.uint8), fps=4, codec=codec)
+    data = path.read_bytes()
+    found: dict = {}
+    _walk(data, 0, len(data), "", found)  # every nested size checked against its parent, up to the file end
+    ((name, body),) = found[b"SA3D"]
+    assert name.endswith(("/stsd/mp4a/SA3D", "/stsd/Opus/SA3D")), name
+    version, ambisonic_type, order, ordering, normalization, channels = struct.unpack(">BBIBBI", body[:12])
+    channel_map = struct.unpack(">4I", body[12:28])
+    assert len(body) == 12 + 4 * channels
+    assert (version, ambisonic_type, order, ordering, normalization, channels) == (
+        0,
+        0,
+        1,
+        0,
+        0,
+        4,
+    )  # ACN, SN3D
+    assert channel_map == (0, 1, 2, 3)
+
+
+@pytest.mark.skipif(shutil.which("ffprobe") is None, reason="needs ffprobe (.ci/system-deps)")
+def test_ffprobe_sees_the_spherical_video_and_four_channel_audio(tmp_path):
+    """FFmpeg 5.1's ffprobe parses Spherical Video V2 (it does not report SA3D; the walker above checks that)."""
+    import json
+    import subprocess
+
+    foa = np.random.default_rng(0).uniform(-0.3, 0.3, (4, 4800)).astype(np.float32)
+    path = write_mp4(
+        tmp_path / "out.mp4", foa, 48000, np.zeros((2, 32, 64, 3), np.uint8), fps=4, spherical=True
+    )
+    command = ["ffprobe", "-v", "error", "-show_streams", "-of", "json", str(path)]
+    streams = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)[
+        "streams"
+    ]
+    video, audio = (next(s for s in streams if s["codec_type"] == kind) for kind in ("video", "audio"))
+    mapping = next(d for d in video["side_data_list"] if d["side_data_type"] == "Spherical Mapping")
+    assert mapping["projection"] == "equirectangular"
+    assert audio["channels"] == 4
