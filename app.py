@@ -51,7 +51,10 @@ needle show where you face, blue where the camera looks). Directions: azimuth co
 elevation up. AmbiX = ACN channel order W, Y, Z, X with SN3D normalisation.
 [Model card](https://huggingface.co/jaeyeonkim99/visage) ·
 [Paper](https://arxiv.org/abs/2506.12199) ·
-[Code](https://github.com/visage-hf/visage-hf): `visage generate VIDEO --azimuth A --elevation E -o out/` for any length.
+[Code](https://github.com/visage-hf/visage-hf): `visage generate VIDEO --azimuth A --elevation E -o out/` for any length,
+or `--camera-path path.csv` for a camera that pans (keyframes `time,azimuth,elevation`; the released weights saw one
+direction per 5-s clip, so smooth paths work best). The MP4 to download is a 360° video: the clip painted on the
+sphere where the camera looked, with the spatial audio YouTube turns with the viewer.
 """
 LISTEN_INTRO = """
 Already have first-order ambisonics — a recording, or the `foa_ambix.wav` / `spatial.mp4` that `visage generate`
@@ -74,11 +77,12 @@ GENERATE_OUTPUTS = ("summary", "binaural", "overlay", "foa_file", "mp4_file", "e
 LOAD_PLAYER_JS = "(foa, video, config) => {{ window.visageLookAround.load('{name}', foa, video, config); }}"
 
 
-def _one_line_failure(error: Exception) -> gr.Error:
-    """A Gradio error for the page: the reason for a refused input, else a short line (the log has the trace)."""
+def _one_line_failure(error: Exception, what: str) -> gr.Error:
+    """A Gradio error for the page: the reason for a refused input, else ``"<what> failed: <one line>"``
+    (the log has the trace)."""
     if isinstance(error, logic.DemoError):
         return gr.Error(str(error), print_exception=False)
-    return gr.Error(f"Failed: {' '.join(str(error).split()) or type(error).__name__}")
+    return gr.Error(f"{what} failed: {' '.join(str(error).split()) or type(error).__name__}")
 
 
 def _generation_handler(loader: logic.ModelLoader, limits: logic.DemoLimits, output_root: Path):
@@ -107,7 +111,7 @@ def _generation_handler(loader: logic.ModelLoader, limits: logic.DemoLimits, out
         except Exception as error:  # never a stack trace in the page; the log has it
             if not isinstance(error, logic.DemoError):
                 logger.exception("generation failed")
-            raise _one_line_failure(error) from None
+            raise _one_line_failure(error, "Generation") from None
         files = (result.binaural, result.overlay_video, result.foa, result.spatial_video, result.energy_map)
         return (result.summary, *map(str, files), result.seed, config)
 
@@ -124,7 +128,7 @@ def _listening_handler(limits: logic.DemoLimits, output_root: Path):
         except Exception as error:
             if not isinstance(error, logic.DemoError):
                 logger.exception("reading an ambisonics file failed")
-            raise _one_line_failure(error) from None
+            raise _one_line_failure(error, "Reading the file") from None
         return (
             result.summary,
             str(result.energy_map),
@@ -211,7 +215,9 @@ def _generation_results() -> dict[str, gr.components.Component]:
             label="AmbiX WAV · 4 ch W, Y, Z, X (SN3D)", interactive=False, elem_id="foa-file"
         )
         ui["mp4_file"] = gr.File(
-            label="YouTube-ready MP4 (spatial audio)", interactive=False, elem_id="mp4-file"
+            label="YouTube-ready 360° MP4 (spatial audio turns with the viewer)",
+            interactive=False,
+            elem_id="mp4-file",
         )
     with gr.Accordion("Energy map of the whole clip", open=False):
         ui["energy"] = gr.Image(label="Energy map", interactive=False, buttons=["download"])

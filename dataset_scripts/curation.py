@@ -99,10 +99,17 @@ def crop_direction(
     foa: np.ndarray, resolution: float = 2.0, normalization: str = "sn3d"
 ) -> tuple[float, float]:
     """Direction ``(azimuth, elevation)`` degrees (public convention) of the clip's audio energy-map maximum:
-    where the field-of-view crop should look. Grid of ``resolution`` degrees (2°, the original's)."""
-    return direction_from_energy_map(
+    where the field-of-view crop should look. Grid of ``resolution`` degrees (2°, the original's).
+
+    Raises:
+        ValueError: the clip is silent (its energy map is flat: there is nowhere to look).
+    """
+    azimuth, elevation = direction_from_energy_map(
         energy_map(check_foa(foa), resolution=resolution, normalization=normalization)
     )
+    if azimuth != azimuth:  # NaN: a flat map
+        raise ValueError("the clip is silent (a flat energy map): no direction for the field-of-view crop")
+    return azimuth, elevation
 
 
 def curate_clip(

@@ -134,6 +134,14 @@ def test_bash_blocks_run_as_written(scratch):
             )
             ran.append(step)
     assert any(step.startswith("visage generate") for step in ran), ran
-    assert (scratch / "out" / "foa_ambix.wav").is_file() and (scratch / "out" / "map_from_mp4.png").is_file()
+    for name in (
+        "foa_ambix.wav",
+        "binaural.wav",
+        "spatial.mp4",
+        "spatial_360.mp4",
+        "energy_map.png",
+        "map_from_mp4.png",
+    ):
+        assert (scratch / "out" / name).is_file(), name
     assert (scratch / "runs" / "tiny" / "model" / "config.json").is_file()
     assert all(shlex.split(step) for step, _ in skipped)

@@ -18,7 +18,7 @@ from tests.conftest import free_port
 from visage_hf.app import logic as logic
 from visage_hf.data.synthetic import moving_object_video
 from visage_hf.video.io import probe, read_audio_track
-from visage_hf.video.sa3d import read_sa3d
+from visage_hf.video.sa3d import read_sa3d, read_spherical
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_RATE = 44100
@@ -204,12 +204,11 @@ def test_listen_plays_ambix_and_fuma_alike_and_locates_the_source(client, ambiso
 
 
 def test_listen_reads_the_spatial_mp4_that_generate_wrote(client, media):
-    from visage_hf.audio.foa import rotate
-
     *_, foa, mp4, _, _, _ = _generate(client, media["good"], duration=1.0, azimuth=30.0, elevation=10.0)
     played = sf.read(_listen(client, mp4)[2], dtype="float32", always_2d=True)[0].T
-    # For a field-of-view clip the MP4's track is the field turned so the camera is in front.
-    expected = rotate(sf.read(foa, dtype="float32", always_2d=True)[0].T, yaw=-30.0, pitch=10.0)
+    # The download is spatial_360.mp4: the clip on the sphere and the world-frame field, as generated.
+    assert read_spherical(mp4)["projection"] == "equirectangular"
+    expected = sf.read(foa, dtype="float32", always_2d=True)[0].T
     # The SA3D channel map puts every channel back in its place: per-channel levels match (AAC is lossy).
     level = lambda x: 10 * np.log10(np.mean(x[:, :40000] ** 2, axis=1))  # noqa: E731
     np.testing.assert_allclose(level(played), level(expected), atol=1.0)
@@ -221,7 +220,7 @@ def test_listen_reads_the_spatial_mp4_that_generate_wrote(client, media):
         ("stereo", "stereo.wav has 2 channels; first-order ambisonics has 4"),
         ("text", "text.wav could not be read as audio"),
         ("empty", "empty.wav is empty (0 bytes)"),
-        ("nan", "nan.wav contains NaN or infinite samples"),
+        ("nan", "nan.wav cannot be played: 1 NaN/infinite sample"),
     ],
 )
 def test_listen_refuses_bad_files_with_a_readable_message(client, ambisonics_files, name, message):

@@ -284,6 +284,18 @@ def test_silence_gives_a_zero_map_not_nan():
         foa.direction_from_intensity(np.zeros((4, 100)))
 
 
+def test_a_flat_map_points_nowhere():
+    """Silence has no direction: NaN, not the first grid cell (+178°, +88°) that argmax of zeros picks."""
+    assert all(np.isnan(foa.direction_from_energy_map(np.zeros((90, 180)))))
+    assert all(np.isnan(foa.direction_from_energy_map(np.full((90, 180), 0.3))))
+    # Per window: a silent window points nowhere, a sounding one is still found.
+    sound = np.random.default_rng(0).standard_normal(2000)
+    field = np.concatenate([np.zeros((4, 2000)), foa.encode(sound, 60.0, 10.0)], axis=1)
+    azimuths, elevations = foa.direction_from_energy_map(foa.energy_map(field, 2000, 1.0))
+    assert np.isnan(azimuths[0]) and np.isnan(elevations[0])
+    assert abs(azimuths[-1] - 60.0) <= 2.0 and abs(elevations[-1] - 10.0) <= 2.0
+
+
 def _naive_er_sphere_sample(data):
     """docs/original-implementation.md §6.3 restated: per row, S = round(W sin(π(r + ½)/H)) points by np.interp with period 360."""
     height, width = data.shape

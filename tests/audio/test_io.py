@@ -108,3 +108,47 @@ def test_resample_keeps_a_tone():
     assert audio.resample(np.zeros(44100), 44100, 48000).shape == (48000,)  # ratio 160/147
     same = audio.resample(tone, 48000, 48000)
     assert same is not tone and np.array_equal(same, tone)
+
+
+def _fmt_chunk(path) -> tuple[int, int, int]:
+    """``(fmt chunk size, format tag, channels)`` read from the RIFF bytes (independent of libsndfile)."""
+    import struct
+
+    data = path.read_bytes()
+    assert data[:4] == b"RIFF" and data[8:12] == b"WAVE"
+    offset = 12
+    while offset + 8 <= len(data):
+        name, size = data[offset : offset + 4], struct.unpack("<I", data[offset + 4 : offset + 8])[0]
+        if name == b"fmt ":
+            tag, channels = struct.unpack("<HH", data[offset + 8 : offset + 12])
+            return size, tag, channels
+        offset += 8 + size + size % 2
+    raise AssertionError("no fmt chunk")
+
+
+def test_multichannel_wav_is_wave_format_extensible(tmp_path):
+    foa = np.random.default_rng(0).uniform(-0.5, 0.5, (4, 480)).astype(np.float32)
+    path = audio.write_audio(tmp_path / "foa.wav", foa, 48000)
+    assert _fmt_chunk(path) == (40, 0xFFFE, 4)  # WAVEFORMATEXTENSIBLE: 18 + 22 bytes, tag 0xFFFE
+    back, rate = audio.read_audio(path)
+    assert rate == 48000
+    np.testing.assert_array_equal(back, foa)
+    stereo = audio.write_audio(tmp_path / "stereo.wav", foa[:2], 48000)
+    assert _fmt_chunk(stereo)[2] == 2
+
+
+@pytest.mark.skipif(__import__("shutil").which("sox") is None, reason="needs sox (.ci/system-deps)")
+def test_sox_reads_our_foa_wav_as_extensible(tmp_path):
+    """sox, an independent WAV reader, sees WAVE_FORMAT_EXTENSIBLE with 4 channels. (SoX 14.4.2 still prints
+    "missing extended part of fmt chunk" for every IEEE-float WAV, extensible or not, libsndfile's stereo float
+    WAV included: its check looks at the float sub-format. A 16-bit FOA WAV reads without any warning.)"""
+    import subprocess
+
+    foa = np.random.default_rng(0).uniform(-0.5, 0.5, (4, 480)).astype(np.float32)
+    path = audio.write_audio(tmp_path / "foa.wav", foa, 48000)
+    result = subprocess.run(["sox", "-V3", str(path), "-n"], capture_output=True, text=True, check=True)
+    assert "wav: EXTENSIBLE" in result.stderr and "Channels       : 4" in result.stderr, result.stderr
+    assert "32-bit Floating Point PCM" in result.stderr
+    pcm = audio.write_audio(tmp_path / "foa16.wav", foa, 48000, subtype="PCM_16")
+    result = subprocess.run(["sox", "-V3", str(pcm), "-n"], capture_output=True, text=True, check=True)
+    assert "wav: EXTENSIBLE" in result.stderr and "WARN" not in result.stderr, result.stderr

@@ -9,7 +9,7 @@ import pytest
 from visage_hf.audio.binaural import render_binaural
 from visage_hf.audio.foa import direction_from_intensity, encode, rotate
 from visage_hf.audio.viewer import to_viewer_frame
-from visage_hf.pipelines.camera_path import CameraPath
+from visage_hf.video.camera_path import CameraPath
 
 RATE = 16_000
 

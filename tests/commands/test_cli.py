@@ -138,8 +138,10 @@ def _bad_inputs(tmp_path):
     stereo = _write(tmp_path / "stereo.wav", np.zeros((2, 100)))
     empty = _write(tmp_path / "empty.wav", np.zeros((4, 0)))
     nan = _write(tmp_path / "nan.wav", np.full((4, 100), np.nan))
-    mono = _write(tmp_path / "mono.wav", np.zeros((1, 100)))
+    mono = _write(tmp_path / "mono.wav", np.random.default_rng(0).uniform(-0.5, 0.5, (1, 100)))
+    silent_mono = _write(tmp_path / "silent_mono.wav", np.zeros((1, 100)))
     silent_foa = _write(tmp_path / "silent.wav", np.zeros((4, 100)))
+    noisy_foa = _write(tmp_path / "noisy.wav", np.random.default_rng(1).uniform(-0.5, 0.5, (4, 100)))
     garbage = tmp_path / "garbage.wav"
     garbage.write_text("definitely not a wav file")
     return {
@@ -150,7 +152,12 @@ def _bad_inputs(tmp_path):
         "elevation out of range": (["encode", mono, "--elevation", "95", "-o", "o.wav"], r"\[-90, 90\]"),
         "missing file": (["rotate", str(tmp_path / "nope.wav"), "-o", "o.wav"], "not found"),
         "unreadable file": (["energy-map", str(garbage), "-o", "o.png"], "could not read"),
-        "bad pattern": (["decode", silent_foa, "--pattern", "2", "-o", "o.wav"], "pattern"),
+        "bad pattern": (["decode", noisy_foa, "--pattern", "2", "-o", "o.wav"], "pattern"),
+        # Silence has no direction: never "loudest direction +178°, +88°" (the first cell of an all-zero map).
+        "silent energy map": (["energy-map", silent_foa, "-o", "o.png"], "silent"),
+        "silent decode": (["decode", silent_foa, "-o", "o.wav"], "silent"),
+        "silent rotate": (["rotate", silent_foa, "-o", "o.wav"], "silent"),
+        "silent encode": (["encode", silent_mono, "-o", "o.wav"], "silent"),
         "bad number": (["encode", mono, "--azimuth", "left", "-o", "o.wav"], "--azimuth"),
         "missing output": (["encode", mono], "-o/--output"),
         "unknown command": (["explode"], "invalid choice"),

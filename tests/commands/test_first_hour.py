@@ -203,7 +203,8 @@ def test_directions_formats_are_in_help(capsys):
     ("options", "fragments"),
     [
         (["--guidance", "none", "--guidance-scale", "3"], ["--guidance-scale", "--guidance none"]),
-        (["--guidance", "joint", "--direction-guidance-scale", "1.5"], ["--guidance dual"]),
+        (["--guidance", "joint", "--direction-guidance-scale", "1.5"], ["--guidance dual or direction"]),
+        (["--guidance", "direction", "--guidance-scale", "3"], ["--direction-guidance-scale"]),
         (["--greedy", "--top-k", "5"], ["--top-k", "--greedy"]),
         (["--temperature", "0"], ["--temperature", "--greedy"]),
         (["--top-k", "-1"], ["--top-k", "0 = no limit"]),
@@ -292,3 +293,82 @@ def test_energy_map_reads_the_foa_track_of_an_mp4_and_encode_refuses_lossy(tmp_p
     assert main(["encode", str(mono), "-o", str(tmp_path / "x.ogg")]) == 2
     assert ".wav or .flac" in _one_line_error(capsys) and not (tmp_path / "x.ogg").exists()
     assert main(["encode", str(mono), "-o", str(tmp_path / "x.flac")]) == 0
+
+
+def _foa_folder(folder, names, seconds=2.0, silent=False, rate=16000):
+    from visage_hf.audio.foa import encode
+    from visage_hf.audio.io import write_audio
+
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for index, name in enumerate(names):
+        noise = (
+            np.zeros(int(seconds * rate), np.float32) if silent else rng.standard_normal(int(seconds * rate))
+        )
+        write_audio(folder / f"{name}.wav", encode(noise.astype(np.float32), 40.0 * index, 0.0), rate)
+    return folder
+
+
+def test_evaluate_report_says_what_it_measured_beside_the_published_row(tmp_path, capsys):
+    """Item 9: legend, clip count, mode, the unpaired clips, and the paper's row of the same guidance setting
+    (read from generate-batch's run_config.json)."""
+    gt = _foa_folder(tmp_path / "gt", ["a", "b", "c"])
+    pred = _foa_folder(tmp_path / "pred", ["a"])
+    settings = {"guidance": "joint", "guidance_scale": 2.5, "direction_guidance_scale": 2.5}
+    (pred / "run_config.json").write_text(json.dumps({"settings": settings}))
+    report = tmp_path / "report"
+    args = ["evaluate", "--pred", str(pred), "--gt", str(gt), "-o", str(report), "--mode", "original"]
+    assert main([*args, "--duration", "2", "--no-progress"]) == 0
+    table = (report / "table.md").read_text()
+    assert "Measured on 1 clip(s), mode original" in table and "2 file(s) without a partner" in table
+    assert "Δ∠ energy" in table and "FAD<sub>avg</sub>" in table.split("\n\n")[-1]  # the legend
+    published = next(line for line in table.splitlines() if "published" in line and line.startswith("|"))
+    assert "| 3.86 | 1.71 | 4.20 | 0.6350 | 0.5840 | 0.5310 | 0.8460 | 0.8190 | 0.7900 |" in published
+    assert capsys.readouterr().out == table
+
+
+def test_evaluate_refuses_or_warns_instead_of_silently_ignoring(tmp_path, capsys, monkeypatch):
+    gt = _foa_folder(tmp_path / "gt", ["a"])
+    pred = _foa_folder(tmp_path / "pred", ["a"])
+    base = ["evaluate", "--pred", str(pred), "--gt", str(gt), "--no-progress"]
+    directions = tmp_path / "d.csv"
+    directions.write_text("clip,azimuth,elevation\na,0,0\n")
+    assert main([*base, "-o", str(tmp_path / "r1"), "--directions", str(directions)]) == 2
+    assert "--directions is used only by" in capsys.readouterr().err
+    assert main([*base, "-o", str(tmp_path / "r2")]) == 0  # default --duration 5 on 2 s clips
+    assert "shorter than --duration 5 s (shortest 2.00 s) and are zero-padded" in capsys.readouterr().err
+    # Offline: the VGGish download fails at once and the message names the option that avoids it.
+    monkeypatch.setattr(socket.socket, "connect", lambda *a, **k: (_ for _ in ()).throw(OSError("offline")))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    assert main([*base, "-o", str(tmp_path / "r3"), "--metrics", "fad", "--duration", "2"]) == 2
+    assert "--vggish-weights" in capsys.readouterr().err
+
+
+def test_evaluate_all_nan_is_not_success(tmp_path, capsys):
+    gt = _foa_folder(tmp_path / "gt", ["a", "b"], silent=True)
+    pred = _foa_folder(tmp_path / "pred", ["a", "b"])
+    args = ["evaluate", "--pred", str(pred), "--gt", str(gt), "-o", str(tmp_path / "r"), "--duration", "2"]
+    assert main([*args, "--no-progress"]) == 1
+    assert "no score could be computed on the 2 clip(s)" in capsys.readouterr().err
+
+
+def test_energy_map_picture_names_its_marks_and_shows_the_camera():
+    """Item 10: the × had no legend and the camera direction in the title was not marked. The marks sit at
+    the map's own coordinates: azimuth +90 is left of the front (x = 90), like the axis ticks say."""
+    from matplotlib.figure import Figure
+
+    from visage_hf.audio.foa import encode, energy_map
+    from visage_hf.video.plotting import _draw_map
+
+    tone = np.sin(2 * np.pi * 500 * np.arange(4800) / 48000).astype(np.float32)
+    maps = energy_map(encode(tone, -120.0, 30.0))  # a source behind on the right, up
+    axis = Figure().subplots()
+    _draw_map(axis, maps, float(maps.min()), float(maps.max()), True, camera=(270.0, -10.0))
+    marks = {line.get_label(): (line.get_xdata()[0], line.get_ydata()[0]) for line in axis.get_lines()}
+    assert np.allclose(marks["camera direction"], (-90.0, -10.0))  # 270° wraps to -90° (right)
+    azimuth, elevation = marks["loudest direction"]
+    assert abs(azimuth + 120) <= 3 and abs(elevation - 30) <= 3
+    assert [text.get_text() for text in axis.get_legend().get_texts()] == [
+        "loudest direction",
+        "camera direction",
+    ]

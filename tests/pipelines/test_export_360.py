@@ -13,8 +13,8 @@ import pytest
 
 from visage_hf.audio.foa import direction_from_energy_map, encode, energy_map
 from visage_hf.directions import angular_distance, vector_to_direction
-from visage_hf.pipelines.camera_path import CameraPath
 from visage_hf.pipelines.export import export_generation
+from visage_hf.video.camera_path import CameraPath
 from visage_hf.video.equirect import equirect_directions
 from visage_hf.video.io import read_audio_track
 from visage_hf.video.mux import write_video

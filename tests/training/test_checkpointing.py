@@ -55,7 +55,9 @@ def test_save_writes_complete_folders_and_keeps_the_last_ones(prepared, tmp_path
     assert names == ["checkpoint-4", "checkpoint-6"]
     latest = find_latest_checkpoint(tmp_path / "checkpoints")
     assert json.loads((latest / "trainer_state.json").read_text())["batches_in_epoch"] == 6
-    assert json.loads((latest / COMPLETE_MARKER).read_text()) == {"step": 6}
+    marker = json.loads((latest / COMPLETE_MARKER).read_text())
+    assert marker["step"] == 6
+    assert marker["files"]["model.safetensors"]["size"] == (latest / "model.safetensors").stat().st_size
     assert VisageConfig.from_json_file(latest / "config.json").d_model == 32
     assert (latest / "model.safetensors").is_file() and (latest / "optimizer.bin").is_file()
 

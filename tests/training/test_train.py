@@ -191,11 +191,28 @@ def test_two_processes_learn_the_direction_and_match_one_process(two_process_run
     assert np.mean(mirrored_y) > 0.7
 
 
-def test_sigkill_after_a_checkpoint_then_resume_continues_the_curve(reference_run, task, tmp_path):
+# The real recipes train with dropout 0.1: the resume test uses it, so a resume that did not restore torch's
+# random state (the dropout masks) would leave the reference curve.
+DROPOUT = ("--config_overrides", json.dumps(dict(load_recipe(TINY)["config_overrides"], dropout=0.1)))
+
+
+@pytest.fixture(scope="module")
+def dropout_reference_run(task, tmp_path_factory) -> Path:
+    """The reference run with dropout 0.1: one process, 40 steps, checkpoints every 16."""
+    output = tmp_path_factory.mktemp("reference_dropout")
+    arguments = run_arguments(task, output, STEPS, 16, extra=DROPOUT)
+    run([sys.executable, str(TRAIN_SCRIPT), *arguments], output / "stdout.txt")
+    return output
+
+
+def test_sigkill_after_a_checkpoint_then_resume_continues_the_curve(
+    dropout_reference_run, reference_run, task, tmp_path
+):
+    reference_run_without_dropout, reference_run = reference_run, dropout_reference_run
     output = tmp_path / "killed"
     # Far more steps than the reference: it must still be running when killed (the constant schedule makes
     # the learning rate independent of max_steps).
-    command = [sys.executable, str(TRAIN_SCRIPT), *run_arguments(task, output, 10_000, 16)]
+    command = [sys.executable, str(TRAIN_SCRIPT), *run_arguments(task, output, 10_000, 16, extra=DROPOUT)]
     with open(tmp_path / "killed.txt", "w") as handle:
         process = subprocess.Popen(
             command, stdout=handle, stderr=subprocess.STDOUT, env=subprocess_env(), start_new_session=True
@@ -221,7 +238,7 @@ def test_sigkill_after_a_checkpoint_then_resume_continues_the_curve(reference_ru
 
     resume = [
         *command[:2],
-        *run_arguments(task, output, STEPS, 16, extra=("--resume_from_checkpoint", "latest")),
+        *run_arguments(task, output, STEPS, 16, extra=(*DROPOUT, "--resume_from_checkpoint", "latest")),
     ]
     run(resume, tmp_path / "resumed.txt")
     assert f"resumed from {survived}" in (tmp_path / "resumed.txt").read_text()
@@ -229,6 +246,11 @@ def test_sigkill_after_a_checkpoint_then_resume_continues_the_curve(reference_ru
 
     train, evaluation, steps = read_log(output)
     reference_train, reference_eval, _ = read_log(reference_run)
+    without_dropout, _, _ = read_log(reference_run_without_dropout)
+    # Dropout is live: its curve is not the dropout-free one (so the random state matters).
+    assert any(
+        abs(reference_train[s] - without_dropout[s]) > 1e-3 * without_dropout[s] for s in range(2, STEPS)
+    )
     assert steps == list(range(1, STEPS + 1))  # records after the checkpoint were replaced, not duplicated
     for step in range(1, STEPS + 1):
         assert train[step] == pytest.approx(reference_train[step], rel=1e-5), step

@@ -491,7 +491,7 @@ def run_generation(
         folder=folder,
         binaural=files.binaural,
         foa=files.foa,
-        spatial_video=files.video,
+        spatial_video=files.video_360 or files.video,  # YouTube head-tracks spatial audio only in 360° videos
         energy_map=files.energy_map,
         overlay_video=overlay,
         seed=request.seed,

@@ -147,11 +147,15 @@ def _read_sound_file(path: Path) -> tuple[np.ndarray, int]:
 
     try:
         return read_audio(path)
-    except (ValueError, OSError):
+    except (ValueError, OSError) as error:
+        reason = " ".join(str(error).replace(str(path), path.name).split())
+    if reason.startswith("could not read audio"):
         raise DemoError(
             f"{path.name} could not be read as audio: expected a 4-channel WAV or FLAC (AmbiX or FuMa) "
             "or an MP4 with spatial audio."
-        ) from None
+        )
+    # read_audio's own refusals (NaN samples, a truncated WAV, over a limit) say what is wrong.
+    raise DemoError(f"{path.name} cannot be played: {reason.removeprefix(path.name + ': ')}")
 
 
 def read_ambisonics_file(path: str | os.PathLike, fuma: bool = False) -> tuple[np.ndarray, int]:

@@ -462,20 +462,28 @@ def equal_area_resample(maps) -> np.ndarray:
 # ----------------------------------------------------------------------------- direction estimates
 
 
+# A map whose range is below this share of its peak (or all zero) is flat: it points nowhere.
+_FLAT_MAP_RANGE = 1e-9
+
+
 def direction_from_energy_map(maps):
     """Grid direction ``(azimuth, elevation)`` degrees of each map's maximum (:func:`spherical_grid` layout).
 
     ``maps`` ``(H, W)`` gives floats; ``(n, H, W)`` gives arrays ``(n,)``. The resolution is inferred from ``H``.
+    A flat map (silence: every cell equal) has no maximum: its direction is ``(nan, nan)``, never a grid cell.
     """
     maps = np.asarray(maps, dtype=np.float64)
     if maps.ndim not in (2, 3) or maps.shape[-1] != 2 * maps.shape[-2]:
         raise ValueError(f"expected energy maps of shape (H, 2H) or (n, H, 2H), got shape {maps.shape}")
     azimuths, elevations = spherical_grid(180.0 / maps.shape[-2])
-    flat = maps.reshape(-1, maps.shape[-2] * maps.shape[-1]).argmax(axis=-1)
-    row, column = np.unravel_index(flat, maps.shape[-2:])
+    cells = maps.reshape(-1, maps.shape[-2] * maps.shape[-1])
+    row, column = np.unravel_index(cells.argmax(axis=-1), maps.shape[-2:])
+    flat = np.ptp(cells, axis=-1) <= _FLAT_MAP_RANGE * np.max(np.abs(cells), axis=-1)
+    found_azimuth = np.where(flat, np.nan, azimuths[column])
+    found_elevation = np.where(flat, np.nan, elevations[row])
     if maps.ndim == 2:
-        return float(azimuths[column[0]]), float(elevations[row[0]])
-    return azimuths[column], elevations[row]
+        return float(found_azimuth[0]), float(found_elevation[0])
+    return found_azimuth, found_elevation
 
 
 def active_intensity(foa, sample_rate: int | None = None, window_seconds: float | None = None) -> np.ndarray:

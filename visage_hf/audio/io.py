@@ -139,7 +139,8 @@ def write_audio(path: str | os.PathLike, audio, sample_rate: int, subtype: str |
     so an interrupted write never leaves a truncated file at ``path``. The container follows the file
     extension. ``subtype="FLOAT"`` (default) keeps 32-bit float samples (no clipping) in containers that
     support it (WAV, AIFF, CAF, W64, RF64); other containers (FLAC, OGG) get libsndfile's default subtype.
-    Pass e.g. ``"PCM_16"`` to force a subtype.
+    Pass e.g. ``"PCM_16"`` to force a subtype. A ``.wav`` of more than two channels (FOA) is written as
+    ``WAVE_FORMAT_EXTENSIBLE``.
 
     Returns:
         the written path.
@@ -168,6 +169,9 @@ def write_audio(path: str | os.PathLike, audio, sample_rate: int, subtype: str |
         )
     if subtype == "FLOAT" and container not in _FLOAT_CONTAINERS:
         subtype = "OPUS" if extension == "OPUS" else None
+    if container == "WAV" and audio.shape[0] > 2:
+        # More than two channels need WAVE_FORMAT_EXTENSIBLE (Microsoft's rule; sox and others warn without it).
+        container = "WAVEX"
 
     with atomic_output_path(path) as temporary:
         sf.write(str(temporary), audio.T, sample_rate, subtype=subtype, format=container)

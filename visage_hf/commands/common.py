@@ -42,6 +42,14 @@ def check_audio_output(path: str) -> None:
         )
 
 
+def _refuse_silence(audio, path: str) -> None:
+    """Silence has no direction and nothing to encode/decode: a one-line error (exit 2), not a made-up result."""
+    import numpy as np
+
+    if audio.size and not np.any(audio):
+        raise CommandError(f"{path} is silent (every sample is 0): there is no sound to work on")
+
+
 def read_foa(path: str):
     """A 4-channel FOA file: an audio file, or the audio track of a video (e.g. `visage generate`'s
     spatial.mp4)."""
@@ -57,7 +65,9 @@ def read_foa(path: str):
         audio, sample_rate = read_audio(path)
     if audio.shape[0] != 4:
         raise CommandError(f"expected a {FOA_DESCRIPTION} file, got {audio.shape[0]} channel(s) in {path}")
-    return check_foa(audio, name=str(path)), sample_rate
+    foa = check_foa(audio, name=str(path))
+    _refuse_silence(foa, path)
+    return foa, sample_rate
 
 
 def read_mono(path: str):
@@ -66,7 +76,9 @@ def read_mono(path: str):
     audio, sample_rate = read_audio(path)
     if audio.shape[0] != 1:
         raise CommandError(f"expected a mono (1-channel) file, got {audio.shape[0]} channels in {path}")
-    return check_mono(audio[0], name=str(path)), sample_rate
+    mono = check_mono(audio[0], name=str(path))
+    _refuse_silence(mono, path)
+    return mono, sample_rate
 
 
 def add_direction_arguments(parser: argparse.ArgumentParser, what: str, azimuth: float = 0.0) -> None:

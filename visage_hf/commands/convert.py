@@ -48,6 +48,8 @@ def run_convert_original(args: argparse.Namespace) -> int:
             raise CommandError(offline) from None
         raise
     print(
-        f"wrote {path}: VisageForFOA converted from {args.src}; use it with 'visage generate --model {path}'"
+        f"wrote {path}: VisageForFOA converted from {args.src}; use it with 'visage generate --model {path}' "
+        "(the folder holds the model only: CLIP and the DAC codec come from the Hub or its cache, or from "
+        "folders given with --clip DIR --codec DIR)"
     )
     return 0

@@ -6,6 +6,7 @@ This module also answers to the 0.1.0 path ``visage_hf.evaluate``, so it re-expo
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -74,7 +75,8 @@ def _add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
         "--duration",
         type=float,
         default=DEFAULT_DURATION_SECONDS,
-        help="seconds to cut/pad every clip to (default 5)",
+        help="seconds to cut/pad every clip to (default 5, YT-Ambigen's clips; shorter clips are zero-padded, "
+        "with a warning)",
     )
     parser.add_argument("--name", help="method name in the table (default: the --pred folder name)")
     parser.add_argument(
@@ -91,18 +93,17 @@ def _add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    """Run ``visage evaluate`` from parsed arguments; returns the exit code (2 on bad input, no traceback)."""
+    """Run ``visage evaluate`` from parsed arguments; returns the exit code (2 on bad input, no traceback;
+    1 when no clip could be scored)."""
     try:
         metrics = parse_metrics(args.metrics)
-        embedder = classifier = None
-        if "fad" in metrics:
-            from ..metrics.embedders import VGGishEmbedder
-
-            embedder = VGGishEmbedder.from_pretrained(args.vggish_weights, device=args.device)
-        if "kld" in metrics:
-            from ..metrics.embedders import PasstClassifier
-
-            classifier = PasstClassifier.from_hear21passt(device=args.device)
+        if args.directions is not None and not {"fad", "kld"} & set(metrics):
+            raise ValueError(
+                "--directions is used only by the decoded-mono scores of --metrics fad/kld/semantic "
+                f"(got --metrics {args.metrics}); leave it out or add those metrics"
+            )
+        _warn_about_padding(args.pred, args.gt, args.duration)
+        embedder, classifier = _load_semantic_models(metrics, args)
         result = evaluate_directories(
             args.pred,
             args.gt,
@@ -125,7 +126,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("visage evaluate: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
-    print(result.table, end="")
+    table = report_table(result, args.mode, metrics, args.pred)
+    _write_text(Path(result.output_dir) / "table.md", table)
+    print(table, end="")
     notes = [
         (len(result.failed), "clip(s) failed, see failed.csv"),
         (
@@ -138,7 +141,119 @@ def run_evaluate(args: argparse.Namespace) -> int:
         if count:
             print(f"visage evaluate: {count} {message}", file=sys.stderr)
     print(f"report written to {result.output_dir}", file=sys.stderr)
+    if not any(math.isfinite(value) for value in result.scores.values()):
+        print(
+            f"visage evaluate: error: no score could be computed on the {result.num_clips} clip(s) (every "
+            "clip NaN: silent ground truth or prediction?); see per_clip.csv",
+            file=sys.stderr,
+        )
+        return 1
     return 0
+
+
+LEGEND = (
+    "FAD<sub>dec</sub> / KLD<sub>dec</sub>: FAD (VGGish) / KLD (PaSST) of the mono decoded toward the camera "
+    "direction (needs --directions); FAD<sub>avg</sub> / KLD<sub>avg</sub>: averaged over the four channels "
+    "W, Y, Z, X; CC / AUC: correlation / AUC-Judd of the energy maps of prediction and ground truth over the "
+    "whole clip (All), per 1 s (1 fps) and per 200 ms (5 fps); Δ∠ energy / Δ∠ intensity: angle between the "
+    "loudest directions of the two energy maps / between their mean intensity vectors; –: not computed."
+)
+
+
+def report_table(result: EvaluationResult, mode: str, metrics: Sequence[str], prediction_dir) -> str:
+    """The runner's table with what a reader needs beside it: how many clips it measured (and which were left
+    out), in which mode, the paper's published row of the same guidance setting if known, and a legend."""
+    from ..metrics.table import format_table
+    from .published import published_row_for
+
+    unpaired = len(result.unmatched_predictions) + len(result.unmatched_targets)
+    header = (
+        f"Measured on {result.num_clips} clip(s), mode {mode}, metrics {', '.join(metrics)}"
+        + (f"; {len(result.failed)} clip(s) failed (failed.csv)" if result.failed else "")
+        + (f"; {unpaired} file(s) without a partner not scored (unmatched.csv)" if unpaired else "")
+        + ".\n\n"
+    )
+    published = published_row_for(prediction_dir)
+    table = result.table
+    if published is not None:
+        label, scores = published
+        table = format_table({"measured: " + _first_method(result.table): result.scores, label: scores})
+        table += result.table.split("\n\n", 1)[1] if "\n\n" in result.table else ""
+        note = (
+            "published: the paper's numbers on the 11,166-clip test split, original scripts (--mode original)"
+        )
+        header += f"{note}; not measured here.\n\n"
+    return header + table + "\n" + LEGEND + "\n"
+
+
+def _first_method(table: str) -> str:
+    """The method name of the first row of a markdown table."""
+    return table.splitlines()[2].split("|")[1].strip()
+
+
+def _write_text(path: Path, text: str) -> None:
+    from ..audio.io import atomic_output_path
+
+    with atomic_output_path(path) as temporary:
+        temporary.write_text(text)
+
+
+def _load_semantic_models(metrics, args):
+    """The FAD embedder / KLD classifier; a download failure names the option that avoids the download."""
+    from ..utils import hub
+
+    embedder = classifier = None
+    if "fad" in metrics:
+        from ..metrics.embedders import VGGishEmbedder
+
+        try:
+            embedder = VGGishEmbedder.from_pretrained(args.vggish_weights, device=args.device)
+        except Exception as error:
+            if args.vggish_weights is None and (hub.is_network_error(error) or "urlopen" in str(error)):
+                raise ValueError(
+                    "could not download the VGGish weights (offline?): pass --vggish-weights FILE with the "
+                    "torchvggish state dict (.pth / .safetensors)"
+                ) from None
+            raise
+    if "kld" in metrics:
+        from ..metrics.embedders import PasstClassifier
+
+        try:
+            classifier = PasstClassifier.from_hear21passt(device=args.device)
+        except Exception as error:
+            if hub.is_network_error(error) or "urlopen" in str(error):
+                raise ValueError(
+                    "could not download the PaSST weights for KLD (offline?): run once with network (they are "
+                    "cached by torch hub), or leave kld out of --metrics"
+                ) from None
+            raise
+    return embedder, classifier
+
+
+def _warn_about_padding(prediction_dir: Path, target_dir: Path, seconds: float) -> None:
+    """Say so when clips are shorter than --duration: they are zero-padded, which lowers every score."""
+    import soundfile as sf
+
+    from ..data.clip_files import match_files
+
+    if not (Path(prediction_dir).is_dir() and Path(target_dir).is_dir()):
+        return  # the runner names the missing folder
+    pairs, _, _ = match_files(prediction_dir, target_dir)
+    short = []
+    for _, *files in pairs:
+        for path in files:
+            try:
+                duration = sf.info(str(path)).duration
+            except RuntimeError:
+                continue  # unreadable: the runner reports it per clip
+            if duration < seconds - 1e-3:
+                short.append(duration)
+    if short:
+        print(
+            f"visage evaluate: warning: {len(short)} file(s) are shorter than --duration {seconds:g} s (shortest "
+            f"{min(short):.2f} s) and are zero-padded; pass --duration to match your clips",
+            file=sys.stderr,
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -30,8 +30,6 @@ def default_model() -> str:
 # The guidance modes of `visage_hf.models.configuration_visage.GUIDANCE_MODES`, written out so `--help` does not
 # import transformers; tests check that the two agree.
 GUIDANCE_CHOICES = ("joint", "dual", "visual", "direction", "none")
-# The files `visage generate` writes into its output folder (refused when already there, unless --overwrite).
-OUTPUT_NAMES = ("foa_ambix.wav", "binaural.wav", "spatial.mp4", "energy_map.png")
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -78,7 +76,7 @@ def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
         "--direction-guidance-scale",
         type=float,
         default=None,
-        help="the direction term's scale; only with --guidance dual (default: the model's, 2.5)",
+        help="the direction term's scale, with --guidance dual or direction (default: the model's, 2.5)",
     )
     parser.add_argument(
         "--top-k",
@@ -117,10 +115,14 @@ def check_sampling_arguments(args: argparse.Namespace) -> None:
         if given:
             options = " and ".join("--" + name.replace("_", "-") for name in given)
             raise CommandError(f"{options}: no guidance scale applies with --guidance none")
-    if args.direction_guidance_scale is not None and args.guidance not in (None, "dual"):
+    if args.direction_guidance_scale is not None and args.guidance in ("joint", "visual"):
         raise CommandError(
-            f"--direction-guidance-scale applies only to --guidance dual (got --guidance {args.guidance}); "
-            "use --guidance-scale"
+            f"--direction-guidance-scale applies only to --guidance dual or direction (got --guidance "
+            f"{args.guidance}); use --guidance-scale"
+        )
+    if args.guidance_scale is not None and args.guidance == "direction":
+        raise CommandError(
+            "--guidance-scale does not apply to --guidance direction, whose scale is --direction-guidance-scale"
         )
     if args.greedy:
         given = [name for name in ("top_k", "temperature") if getattr(args, name) is not None]
@@ -150,6 +152,14 @@ def add_generate_command(subparsers) -> None:
     )
     parser.add_argument("video", help="video file (a field-of-view clip, or a 360° equirectangular video)")
     add_direction_arguments(parser, "camera")
+    parser.set_defaults(azimuth=None, elevation=None)  # None = not given (0 unless --camera-path)
+    parser.add_argument(
+        "--camera-path",
+        metavar="CSV",
+        help="a moving camera instead of --azimuth/--elevation: a CSV with the columns time,azimuth,elevation "
+        "(seconds in the video's timeline, degrees), interpolated along the great circle; it must span the "
+        "clip. The released weights saw one direction per 5-s clip: smooth paths work best",
+    )
     parser.add_argument("--start", type=start_seconds, default=0.0, help="seconds into the video (default 0)")
     parser.add_argument(
         "--duration", type=positive_seconds, default=None, help="seconds (default: to the end of the video)"
@@ -199,14 +209,40 @@ def load_pipeline(
 
 
 def _check_output_folder(output: Path, overwrite: bool) -> None:
+    """The files `generate` writes are refused when already there, unless --overwrite."""
+    from ..pipelines.export import OUTPUT_FILES
+
     if output.exists() and not output.is_dir():
         raise CommandError(f"expected an output folder, got an existing file: {output}")
-    existing = [name for name in OUTPUT_NAMES if (output / name).exists()]
+    existing = [name for name in OUTPUT_FILES.values() if (output / name).exists()]
     if existing and not overwrite:
         raise CommandError(
             f"{output} already holds {', '.join(existing)} from an earlier run: pass --overwrite to replace "
             "them, or choose another output folder"
         )
+
+
+def _camera_path(args: argparse.Namespace):
+    """The camera of the call: --camera-path, or the fixed --azimuth/--elevation (refused together)."""
+    from ..video.camera_path import CameraPath
+
+    if args.camera_path is None:
+        return CameraPath.constant(args.azimuth or 0.0, args.elevation or 0.0)
+    if args.azimuth is not None or args.elevation is not None:
+        raise CommandError("--camera-path replaces --azimuth/--elevation: pass one or the other")
+    path = CameraPath.from_csv(args.camera_path)
+    if args.duration is not None:
+        path.check_covers(args.start, args.start + args.duration)
+    return path
+
+
+def _describe_path(path) -> str:
+    if path.is_constant:
+        return describe_direction(float(path.azimuth[0]), float(path.elevation[0]))
+    return (
+        f"a path of {len(path.times)} keyframes from {describe_direction(path.azimuth[0], path.elevation[0])} "
+        f"to {describe_direction(path.azimuth[-1], path.elevation[-1])}"
+    )
 
 
 def run_generate(args: argparse.Namespace) -> int:
@@ -220,15 +256,15 @@ def run_generate(args: argparse.Namespace) -> int:
     check_sampling_arguments(args)
     # Bad input fails before a model is loaded (which may mean a download).
     probe_clip(args.video, args.start, args.duration)
+    path = _camera_path(args)
     pipe = load_pipeline(
         args.model or default_model(), args.device, args.dtype, args.quiet, args.clip, args.codec
     )
     result = pipe(
         args.video,
-        args.azimuth,
-        args.elevation,
-        args.start,
-        args.duration,
+        start=args.start,
+        duration=args.duration,
+        camera_path=path,
         guidance=args.guidance,
         guidance_scale=args.guidance_scale,
         direction_guidance_scale=args.direction_guidance_scale,
@@ -242,18 +278,17 @@ def run_generate(args: argparse.Namespace) -> int:
     )
     foa = result.audio[0]
     seconds = foa.shape[-1] / result.sample_rate
-    direction = describe_direction(args.azimuth, args.elevation)
+    direction = _describe_path(path)
     files = export_generation(
         output,
         foa,
         result.sample_rate,
-        args.azimuth,
-        args.elevation,
+        camera_path=path,
         video=args.video,
         video_start=args.start,
         equirect=result.equirect,
         output_sample_rate=args.sample_rate,
-        title=f"generated FOA, camera az {args.azimuth:+.0f}°, el {args.elevation:+.0f}°",
+        title=f"generated FOA, camera {direction}",
     )
     kind = "360° video, field of view cropped at the camera" if result.equirect else "field-of-view video"
     rate = files.sample_rate

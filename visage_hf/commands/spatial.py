@@ -182,7 +182,8 @@ def run_energy_map(args: argparse.Namespace) -> int:
     print(f"wrote {path}: {len(azimuths)} map(s)")
     for index, (azimuth, elevation) in enumerate(zip(azimuths, elevations)):
         label = "loudest direction" if args.window is None else f"window {index}"
-        print(f"{label}: {describe_direction(azimuth, elevation)}")
+        found = describe_direction(azimuth, elevation) if np.isfinite(azimuth) else "none (silent window)"
+        print(f"{label}: {found}")
     return 0
 
 

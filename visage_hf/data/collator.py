@@ -77,12 +77,22 @@ def _row_to_example(row: dict, columns: Sequence[str], key: SampleKey) -> dict:
     if DIRECTION in columns:
         example["direction"] = np.asarray(row[DIRECTION], dtype=np.float32).reshape(3)
     if ELEVATION_INDEX in columns:
-        example["indices"] = (int(row[ELEVATION_INDEX]), int(row[AZIMUTH_INDEX]))
+        clip_id = example["clip_id"]
+        example["indices"] = tuple(
+            _whole(row[name], name, clip_id) for name in (ELEVATION_INDEX, AZIMUTH_INDEX)
+        )
     example["codes"] = _code_matrix(row[CODES], CODES, example["clip_id"])
     for yaw in rotation_yaws_in(columns):
         column = rotated_codes_column(yaw)
         example["rotated_codes"][yaw] = _code_matrix(row[column], column, example["clip_id"])
     return example
+
+
+def _whole(value, column: str, clip_id: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{column} of clip {clip_id!r} must be a whole number, got {value!r}") from None
 
 
 def _float_matrix(value, column: str, clip_id: str) -> np.ndarray:

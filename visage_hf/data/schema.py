@@ -147,9 +147,7 @@ def load_feature_dataset(
     import datasets
 
     if data_files is not None:
-        return datasets.load_dataset(
-            "parquet", data_files={split: data_files}, split=split, streaming=streaming
-        )
+        return _load_dataset("parquet", data_files={split: data_files}, split=split, streaming=streaming)
     if name_or_path is None:
         raise ValueError("pass a dataset name/path or data_files")
     path = Path(name_or_path)
@@ -162,6 +160,14 @@ def load_feature_dataset(
         return loaded.to_iterable_dataset(num_shards=max(1, len(loaded.cache_files))) if streaming else loaded
     if not path.exists() and name_or_path.startswith((".", "/")):
         raise FileNotFoundError(f"dataset folder {name_or_path} does not exist")
-    return datasets.load_dataset(
-        name_or_path, config_name, split=split, streaming=streaming, revision=revision
-    )
+    return _load_dataset(name_or_path, config_name, split=split, streaming=streaming, revision=revision)
+
+
+def _load_dataset(*args, **kwargs):
+    """`datasets.load_dataset`, with unreadable files (damaged Parquet, wrong types) as one ValueError."""
+    import datasets
+
+    try:
+        return datasets.load_dataset(*args, **kwargs)
+    except datasets.exceptions.DatasetGenerationError as error:
+        raise ValueError(f"could not read the feature files: {error.__cause__ or error}") from None

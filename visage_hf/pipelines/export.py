@@ -15,7 +15,7 @@ YouTube renders spatial audio only for 360° (and VR) videos, so a field-of-view
 looked (:func:`visage_hf.video.equirect.fov_to_equirect`; the rest of the sphere dark), with the world-frame FOA
 and spherical metadata. That is the file to upload to YouTube; ``spatial.mp4`` is for flat players.
 
-A camera that moves (:class:`~visage_hf.pipelines.camera_path.CameraPath`) is followed frame by frame: the
+A camera that moves (:class:`~visage_hf.video.camera_path.CameraPath`) is followed frame by frame: the
 binaural preview and the flat MP4's track turn with it sample by sample (no clicks), and the 360° video paints
 each frame at that frame's direction.
 """
@@ -33,18 +33,17 @@ from ..audio.foa import energy_map, rotate
 from ..audio.io import resample, write_audio
 from ..audio.viewer import to_viewer_frame
 from ..utils.files import staged_files
+from ..video.camera_path import CameraPath, resolve_camera_path
 from ..video.equirect import fov_to_equirect
 from ..video.io import probe
 from ..video.mux import Reframe, write_mp4
 from ..video.plotting import plot_energy_map
-from .camera_path import CameraPath
 
 __all__ = [
     "OUTPUT_FILES",
     "ExportedFiles",
     "equirect_reframe",
     "export_generation",
-    "resolve_camera_path",
     "viewer_aligned",
     "viewer_aligned_along",
 ]
@@ -107,21 +106,6 @@ def equirect_reframe(video: str | os.PathLike, path: CameraPath, start: float) -
     return Reframe(height, width, paint)
 
 
-def resolve_camera_path(
-    azimuth: float | None, elevation: float | None, camera_path: CameraPath | None
-) -> CameraPath:
-    """The camera path of a call given either a fixed ``azimuth``/``elevation`` or a ``camera_path``."""
-    if camera_path is not None:
-        if azimuth is not None or elevation is not None:
-            raise ValueError("pass either azimuth/elevation or camera_path, not both")
-        if not isinstance(camera_path, CameraPath):
-            raise ValueError(f"camera_path: expected a CameraPath, got {type(camera_path).__name__}")
-        return camera_path
-    if azimuth is None or elevation is None:
-        raise ValueError("pass the camera direction: azimuth and elevation (degrees), or a camera_path")
-    return CameraPath.constant(float(azimuth), float(elevation))
-
-
 def _check_output_folder(output_dir: Path) -> None:
     if output_dir.exists() and not output_dir.is_dir():
         raise ValueError(f"expected an output folder, got an existing file: {output_dir}")
@@ -149,7 +133,7 @@ def export_generation(
         output_dir: the folder to fill (created if missing; files of the same names are replaced).
         foa: AmbiX ``(4, samples)`` float (W, Y, Z, X; SN3D) in the world frame, at ``sample_rate``.
         azimuth, elevation: the camera direction in degrees (see the module docstring), or instead
-        camera_path: a :class:`~visage_hf.pipelines.camera_path.CameraPath` in the video's timeline.
+        camera_path: a :class:`~visage_hf.video.camera_path.CameraPath` in the video's timeline.
         video, video_start: the source video and where the clip starts in it (seconds); the MP4 holds the
             segment ``[video_start, video_start + audio duration)``, re-encoded (H.264), with one 4-channel AAC
             track at 48 kHz and the ``SA3D`` box.
@@ -182,7 +166,12 @@ def export_generation(
             "binaural": write_audio(
                 staging / OUTPUT_FILES["binaural"], render_binaural(viewer_foa, rate, sofa=sofa), rate
             ),
-            "energy_map": plot_energy_map(energy_map(foa), staging / OUTPUT_FILES["energy_map"], title=title),
+            "energy_map": plot_energy_map(
+                energy_map(foa),
+                staging / OUTPUT_FILES["energy_map"],
+                title=title,
+                camera=_camera_marks(path, float(video_start), foa.shape[-1] / sample_rate),
+            ),
         }
         if video is not None:
             written.update(
@@ -197,6 +186,14 @@ def export_generation(
         sample_rate=rate,
         video_360=final.get("video_360"),
     )
+
+
+def _camera_marks(path: CameraPath, start: float, seconds: float) -> tuple[float, float] | np.ndarray:
+    """Where the energy-map picture marks the camera: its direction, or the path at 4 points a second."""
+    if path.is_constant:
+        return float(path.azimuth[0]), float(path.elevation[0])
+    azimuth, elevation = path.directions_at(start + np.arange(0.0, seconds + 1e-9, 0.25))
+    return np.stack([azimuth, elevation], axis=-1)
 
 
 def _write_videos(

@@ -42,10 +42,11 @@ from tqdm.auto import tqdm
 from transformers import CLIPVisionModelWithProjection, DacModel
 
 from ..audio.codec import DAC_44KHZ_REPO, FOACodec
-from ..directions import check_elevation, wrap_azimuth
+from ..directions import direction_to_model_vector
 from ..models.feature_extraction_visage import DEFAULT_CLIP_REPO, VisageFeatureExtractor
 from ..models.generation import build_code_canvas, prompt_steps
 from ..models.modeling_visage import VisageForFOA
+from ..video.camera_path import CameraPath, resolve_camera_path
 from ..video.clip import load_video_clip
 from .tiny import TINY_RANDOM_WARNING, tiny_random_components
 from .window_codes import generate_window_codes, uses_original_frame_count
@@ -235,18 +236,20 @@ class VisagePipeline(DiffusionPipeline):
     def load_frames(
         self,
         video,
-        azimuth: float,
-        elevation: float,
+        azimuth: float | None,
+        elevation: float | None,
         start: float = 0.0,
         duration: float | None = None,
         *,
         equirect: bool | None = None,
         overlap: float | None = None,
         mode: str | None = None,
+        camera_path: CameraPath | None = None,
     ) -> tuple[np.ndarray, WindowPlan, bool]:
         """The model's view of a clip: ``(frames (T, H, W, 3) uint8 at the model's fps, window plan, equirect)``.
 
-        ``video`` is a path or 4-fps frames; a 360° video is cropped to the field of view at the direction.
+        ``video`` is a path or 4-fps frames; a 360° video is cropped to the field of view at the direction
+        (``azimuth``/``elevation``, or each frame at its ``camera_path`` direction).
         The output will have ``round(duration · sample_rate)`` samples, and ``frames`` exactly the plan's
         video frames.
         """
@@ -255,6 +258,7 @@ class VisagePipeline(DiffusionPipeline):
             video, azimuth, elevation, start, duration, fps=config.video_fps, equirect=equirect,
             short_side=_processor_short_side(self.image_processor),
             sampling=getattr(config, "frame_sampling", "ffmpeg"), mode=config.resolve_mode(mode),
+            camera_path=camera_path,
         )  # fmt: skip
         num_samples = round(clip.duration * self.sample_rate)
         if num_samples < 1:
@@ -268,11 +272,12 @@ class VisagePipeline(DiffusionPipeline):
     def __call__(
         self,
         video,
-        azimuth: float,
-        elevation: float,
+        azimuth: float | None = None,
+        elevation: float | None = None,
         start: float = 0.0,
         duration: float | None = None,
         *,
+        camera_path: CameraPath | None = None,
         guidance: str | None = None,
         guidance_scale: float | None = None,
         direction_guidance_scale: float | None = None,
@@ -296,6 +301,10 @@ class VisagePipeline(DiffusionPipeline):
             video: a video file path, or uint8 frames ``(T, H, W, 3)`` at 4 fps.
             azimuth, elevation: camera direction in degrees (azimuth counter-clockwise from the front toward
                 the left, elevation up). For 360° input the field of view is cropped there.
+            camera_path: instead of ``azimuth``/``elevation``, a :class:`~visage_hf.video.camera_path.CameraPath`
+                (keyframes in the video's timeline) for a camera that moves: every 4-fps frame gets its own
+                direction, 360° input is cropped frame by frame. It must span ``[start, start + duration]``.
+                The released weights saw one direction per 5-s clip: smooth paths work best.
             start, duration: seconds; ``duration=None`` runs to the end of the video. Any length works.
             guidance, guidance_scale, direction_guidance_scale, do_sample, top_k, top_p, temperature: see
                 :meth:`VisageForFOA.generate` (defaults: the model's generation config; released model: joint
@@ -314,14 +323,24 @@ class VisagePipeline(DiffusionPipeline):
             return_dict: False returns ``(audio, sample_rate, codes)``.
         """
         self._check_call(num_samples, crossfade)
-        azimuth, elevation = float(wrap_azimuth(azimuth)), float(check_elevation(elevation))
+        path = resolve_camera_path(azimuth, elevation, camera_path)
         config = self.foa_model.config
         mode = config.resolve_mode(mode)
         if seed is not None and generator is not None:
             raise ValueError("pass either generator or seed, not both")
         frames, plan, equirect = self.load_frames(
-            video, azimuth, elevation, start, duration, equirect=equirect, overlap=overlap, mode=mode
+            video,
+            None,
+            None,
+            start,
+            duration,
+            equirect=equirect,
+            overlap=overlap,
+            mode=mode,
+            camera_path=path,
         )
+        seconds = plan.num_samples / self.sample_rate
+        azimuth, elevation = frame_directions(path, start, seconds, plan.num_video_frames, config.video_fps)
         if seed is not None:
             generator = torch.Generator(device=self.foa_model.device).manual_seed(int(seed))
         settings = {
@@ -353,8 +372,8 @@ class VisagePipeline(DiffusionPipeline):
     def generate_codes(
         self,
         frames: np.ndarray,
-        azimuth: float,
-        elevation: float,
+        azimuth: float | np.ndarray,
+        elevation: float | np.ndarray,
         plan: WindowPlan,
         num_samples: int = 1,
         progress: bool = True,
@@ -362,7 +381,8 @@ class VisagePipeline(DiffusionPipeline):
     ) -> torch.LongTensor:
         """Codes ``(num_samples, 4, 9, plan.num_code_frames)`` for conditioning ``frames`` (at the model's fps),
         window by window; window ``k > 0`` gets the codes already written in its prefix span as
-        ``prefix_codes``. ``generate_kwargs`` go to :meth:`VisageForFOA.generate`."""
+        ``prefix_codes``. ``azimuth``/``elevation``: degrees, scalars or one per video frame (a moving camera,
+        see :func:`frame_directions`). ``generate_kwargs`` go to :meth:`VisageForFOA.generate`."""
         model, config = self.foa_model, self.foa_model.config
         mode = config.resolve_mode(generate_kwargs.pop("mode", None))
         extractor = VisageFeatureExtractor(
@@ -373,7 +393,7 @@ class VisagePipeline(DiffusionPipeline):
         )
 
         def window_conditions(window: Window) -> dict[str, torch.Tensor]:
-            inputs = extractor(frames[window.video_start : window.video_stop], azimuth, elevation)
+            inputs = _window_inputs(extractor, frames, azimuth, elevation, window)
             return {
                 name: tensor.to(model.device).repeat_interleave(num_samples, dim=0)
                 for name, tensor in inputs.items()
@@ -444,6 +464,29 @@ def build_tiny_random_pipeline(seed: int = 0, window_video_frames: int = 20, mod
 
 
 # ============================================================================================== helpers
+
+
+def frame_directions(
+    path: CameraPath, start: float, seconds: float, num_frames: int, fps: float
+) -> tuple[float, float] | tuple[np.ndarray, np.ndarray]:
+    """The camera direction of each of ``num_frames`` video frames of a ``seconds``-long clip starting at
+    ``start`` (frame ``k`` at ``start + k / fps``): two floats for a constant path, else ``(num_frames,)`` degree
+    arrays. A moving path must span the clip."""
+    if path.is_constant:
+        return float(path.azimuth[0]), float(path.elevation[0])
+    path.check_covers(start, start + seconds)
+    return path.directions_at(start + np.arange(num_frames) / fps)
+
+
+def _window_inputs(extractor, frames: np.ndarray, azimuth, elevation, window) -> dict[str, torch.Tensor]:
+    """The extractor's model inputs for one window; a moving camera gets one direction vector per frame."""
+    span = slice(window.video_start, window.video_stop)
+    if np.ndim(azimuth) == 0:
+        return extractor(frames[span], azimuth, elevation)
+    inputs = extractor(frames[span], float(azimuth[span][0]), float(elevation[span][0]))
+    vectors = direction_to_model_vector(azimuth[span], elevation[span])
+    inputs["direction"] = torch.as_tensor(vectors, dtype=inputs["direction"].dtype)[None]
+    return inputs
 
 
 def _check_components(image_encoder, foa_model, codec) -> None:

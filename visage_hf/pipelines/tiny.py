@@ -8,7 +8,8 @@ Every component has the real interfaces and layouts, only small and randomly ini
   (20 video frames at 4 fps, 861 decoder positions = 430 codec frames of 44100 / 512);
 * DAC: 44.1 kHz, hop 512 (strides 2·4·8·8), 9 codebooks of 1024, tiny hidden sizes.
 
-Its output is noise. `visage generate --model tiny-random` (or ``VISAGE_MODEL=tiny-random``) uses it.
+Its output is noise: different in each of the four channels, about -20 dBFS RMS, no DC offset (the codec is
+re-drawn so that its output follows the codes). `visage generate --model tiny-random` (or ``VISAGE_MODEL=tiny-random``) uses it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import importlib
 
 import torch
+from torch import nn
 from transformers import (
     CLIPImageProcessorPil,
     CLIPVisionConfig,
@@ -35,6 +37,10 @@ TINY_RANDOM_WARNING = (
     "use the released model (the default) or a trained checkpoint for real sound."
 )
 _IMAGE_SIZE = 56  # 56 / 8 = 7 patches a side: the real 7 × 7 energy-map grid
+
+
+# Output gain of the tiny codec's last convolution (see _make_audible).
+_TINY_CODEC_GAIN = 0.9
 
 
 def tiny_random_components(
@@ -86,12 +92,36 @@ def tiny_random_components(
             sampling_rate=44100,
         )
     ).eval()
+    _make_audible(codec)
     return {
         "image_encoder": image_encoder,
         "image_processor": image_processor,
         "foa_model": foa_model,
         "codec": codec,
     }
+
+
+def _make_audible(codec) -> None:
+    """Re-draw the tiny codec's weights so its output is audible noise that follows the codes.
+
+    transformers' default init leaves this tiny decoder at a near-constant (a DC offset of -0.013 with a 0.0007
+    swing, the same in every channel whatever the codes). Unit-variance convolutions (``N(0, 1/fan_in)``, zero
+    biases) keep the signal alive through the layers; the last 1 x 7 convolution gets zero-sum taps (no DC) and
+    a gain that puts the noise at about -20 dBFS RMS."""
+    import math
+
+    with torch.no_grad():
+        for module in codec.modules():
+            if isinstance(module, (nn.Conv1d, nn.ConvTranspose1d)):
+                fan_in = (
+                    module.weight[0].numel() if isinstance(module, nn.Conv1d) else module.weight[:, 0].numel()
+                )
+                module.weight.normal_(0.0, 1.0 / math.sqrt(fan_in))
+                if module.bias is not None:
+                    module.bias.zero_()
+        last = codec.decoder.conv2.weight
+        last -= last.mean(dim=-1, keepdim=True)
+        last *= _TINY_CODEC_GAIN / last.norm()
 
 
 def __getattr__(name: str):

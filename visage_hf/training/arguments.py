@@ -164,10 +164,17 @@ def load_recipe(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"recipe {path} does not exist")
-    recipe = yaml.safe_load(path.read_text()) or {}
+    try:
+        recipe = yaml.safe_load(path.read_text()) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise ValueError(f"recipe {path} is not valid YAML: {' '.join(str(error).split())}") from None
     if not isinstance(recipe, dict):
         raise ValueError(
             f"recipe {path} must be a mapping of argument names to values, got {type(recipe).__name__}"
+        )
+    if not all(isinstance(key, str) for key in recipe):
+        raise ValueError(
+            f"recipe {path}: keys must be argument names, got {[k for k in recipe if not isinstance(k, str)]}"
         )
     known = {f.name for cls in ARGUMENT_CLASSES for f in dataclasses.fields(cls)}
     unknown = sorted(set(recipe) - known)

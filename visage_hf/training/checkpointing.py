@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import shutil
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from typing import Any
 from ..models.configuration_visage import VisageConfig
 from ..utils.files import atomic_write_json, fsync_path
 from .arguments import VisageTrainingArguments
+from .checkpoint_integrity import file_manifest, manifest_problem, newest_intact
 
 __all__ = [
     "COMPLETE_MARKER",
@@ -44,6 +46,7 @@ RESUMABLE_CONFIG_CHANGES = frozenset(
     {"dropout", "attention_dropout", "activation_dropout", "visual_dropout_prob", "direction_dropout_prob"}
     | {"label_smoothing", "use_cache"}
 )
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -124,7 +127,8 @@ def save_checkpoint(accelerator, model, state: TrainerState, output_dir: Path, k
         for path in staging.rglob("*"):
             if path.is_file():
                 fsync_path(path)
-        write_json_atomic(staging / COMPLETE_MARKER, {"step": state.global_step})
+        manifest = file_manifest(staging, exclude=(COMPLETE_MARKER,))
+        write_json_atomic(staging / COMPLETE_MARKER, {"step": state.global_step, "files": manifest})
         fsync_path(staging)
         if final.exists():
             discard_folder(final)
@@ -143,7 +147,13 @@ def resolve_resume_checkpoint(args: VisageTrainingArguments) -> Path | None:
     if not value:
         return None
     if value == "latest":
-        return find_latest_checkpoint(Path(args.output_dir) / "checkpoints")
+        candidates = complete_checkpoints(Path(args.output_dir) / "checkpoints")
+        found, skipped = newest_intact(candidates, COMPLETE_MARKER)
+        for line in skipped:
+            logger.warning("skipping damaged checkpoint %s", line)
+        if found is None and skipped:
+            raise ValueError(f"no intact checkpoint to resume from: {'; '.join(skipped)}")
+        return found
     path = Path(value)
     if not path.is_dir():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
@@ -151,6 +161,9 @@ def resolve_resume_checkpoint(args: VisageTrainingArguments) -> Path | None:
         raise ValueError(
             f"checkpoint {path} is incomplete (no {COMPLETE_MARKER}): it was interrupted while saving"
         )
+    problem = manifest_problem(path, COMPLETE_MARKER)
+    if problem is not None:
+        raise ValueError(f"checkpoint {path} is damaged: {problem}")
     return path
 
 

@@ -108,6 +108,8 @@ def check_video_container(container, stream, path) -> None:
     limits = LIMITS
     if len(container.streams) > limits.max_streams:
         _refuse(path, "stream count", len(container.streams), limits.max_streams, name="max_streams")
+    if stream.codec_context is None:  # FFmpeg found the stream but no decoder for it (unknown/damaged codec)
+        raise ValueError(f"{path}: no decoder for its video stream (unknown or corrupt codec)")
     width, height = int(stream.codec_context.width or 0), int(stream.codec_context.height or 0)
     if max(width, height) > limits.max_video_side or width * height > limits.max_video_pixels:
         raise ValueError(

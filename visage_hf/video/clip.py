@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .camera_path import CameraPath, resolve_camera_path
 from .equirect import fov_crop
 from .frames import validate_frames
 from .io import VideoInfo, probe, read_frames
@@ -77,8 +78,8 @@ def _read_size(width: int, height: int, target: int | None, equirect: bool) -> t
 
 def load_video_clip(
     video,
-    azimuth: float,
-    elevation: float,
+    azimuth: float | None,
+    elevation: float | None,
     start: float = 0.0,
     duration: float | None = None,
     *,
@@ -87,6 +88,7 @@ def load_video_clip(
     short_side: int | None = None,
     sampling: str = "exact",
     mode: str = "corrected",
+    camera_path: CameraPath | None = None,
 ) -> VideoClip:
     """Frames at ``fps`` over ``[start, start + duration)`` of a video file or of an array of frames.
 
@@ -103,6 +105,8 @@ def load_video_clip(
             training clips; :mod:`visage_hf.video.sampling`). Arrays are already at ``fps``.
         mode: the 360° crop's projection (:func:`visage_hf.video.equirect.fov_crop`): ``"corrected"`` or the
             original's ``"original"`` (what a model in original mode was trained on).
+        camera_path: a moving camera (in the video's timeline) instead of ``azimuth``/``elevation`` (pass None
+            for those): each frame ``k`` of 360° input is cropped at the path's direction at ``start + k / fps``.
 
     Raises:
         FileNotFoundError / ValueError: no such file, unreadable file, no video stream, a ``start`` at or
@@ -129,8 +133,17 @@ def load_video_clip(
         frames = np.concatenate([frames, frames[-1:]])
     frames = frames[:needed]
     if equirect:
-        frames = fov_crop(frames, azimuth, elevation, mode=mode)
+        frames = _crop_along(frames, resolve_camera_path(azimuth, elevation, camera_path), start, fps, mode)
     return VideoClip(frames, float(start), float(duration), bool(equirect), source)
+
+
+def _crop_along(frames: np.ndarray, path: CameraPath, start: float, fps: float, mode: str) -> np.ndarray:
+    """Field-of-view crops of 360° frames ``(T, H, W, 3)``, frame ``k`` at the path's direction then."""
+    if path.is_constant:
+        return fov_crop(frames, float(path.azimuth[0]), float(path.elevation[0]), mode=mode)
+    azimuth, elevation = path.directions_at(start + np.arange(len(frames)) / fps)
+    crops = [fov_crop(frame[None], a, e, mode=mode)[0] for frame, a, e in zip(frames, azimuth, elevation)]
+    return np.stack(crops)
 
 
 def probe_clip(

@@ -31,6 +31,7 @@ def plot_energy_map(
     window_seconds: float | None = None,
     mark_peak: bool = True,
     max_frames: int = 60,
+    camera: tuple[float, float] | np.ndarray | None = None,
 ) -> Path:
     """Write an energy map as an equirectangular heat map PNG (atomically) and return its path.
 
@@ -45,6 +46,8 @@ def plot_energy_map(
             says so when there are more.
         path: output ``.png``.
         title: figure title.
+        camera: ``(azimuth, elevation)`` degrees of the camera, marked with a circle, or ``(k, 2)`` directions
+            of a moving camera (its path, one small circle each); a legend names the marks.
     """
     # The Agg canvas is attached to this figure only: no pyplot, no global backend switch, no GUI.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -67,7 +70,7 @@ def plot_energy_map(
         if index >= count:
             axis.set_axis_off()
             continue
-        image = _draw_map(axis, maps[index], low, high, mark_peak)
+        image = _draw_map(axis, maps[index], low, high, mark_peak, camera)
         if not single:
             axis.set_title(_window_label(index, window_seconds), fontsize=9)
     figure.colorbar(image, ax=axes.tolist(), label="RMS", shrink=0.9)
@@ -93,8 +96,9 @@ def _check_maps(maps) -> tuple[np.ndarray, bool]:
     return maps, single
 
 
-def _draw_map(axis, energy_map: np.ndarray, low: float, high: float, mark_peak: bool):
-    """One ``(H, 2H)`` map on ``axis`` with azimuth/elevation ticks; a white cross at its maximum."""
+def _draw_map(axis, energy_map: np.ndarray, low: float, high: float, mark_peak: bool, camera=None):
+    """One ``(H, 2H)`` map on ``axis`` with azimuth/elevation ticks; a white cross at its maximum, a cyan circle
+    at ``camera`` (azimuth, elevation), and a legend naming them."""
     extent = _map_extent(*energy_map.shape)
     image = axis.imshow(energy_map, extent=extent, aspect="auto", cmap="inferno", vmin=low, vmax=high)
     axis.set_xticks([180, 90, 0, -90, -180])
@@ -110,7 +114,18 @@ def _draw_map(axis, energy_map: np.ndarray, low: float, high: float, mark_peak: 
             marker="x",
             color="white",
             markersize=8,
+            linestyle="none",
+            label="loudest direction",
         )
+    if camera is not None:
+        track = np.atleast_2d(np.asarray(camera, dtype=np.float64))  # one direction, or a path (k, 2)
+        azimuth = (track[:, 0] + 180.0) % 360.0 - 180.0  # the map's range, -180..180
+        moving = len(track) > 1
+        axis.plot(azimuth, track[:, 1], marker="o", markersize=4 if moving else 9, markerfacecolor="none",
+                  markeredgecolor="cyan", linestyle="none",
+                  label="camera path (4 fps)" if moving else "camera direction")  # fmt: skip
+    if mark_peak or camera is not None:
+        axis.legend(loc="lower left", fontsize=7, framealpha=0.6)
     return image
 
 

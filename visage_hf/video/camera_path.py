@@ -29,7 +29,7 @@ import numpy as np
 from ..audio.foa import interpolate_directions
 from ..directions import check_elevation, vector_to_direction, wrap_azimuth
 
-__all__ = ["CSV_COLUMNS", "CameraPath"]
+__all__ = ["CSV_COLUMNS", "CameraPath", "resolve_camera_path"]
 
 CSV_COLUMNS = ("time", "azimuth", "elevation")
 # A path must reach the clip's ends; this much slack absorbs rounding of hand-typed or exported times.
@@ -139,6 +139,21 @@ class CameraPath:
                 f"camera path covers {first:g}–{last:g} s but the clip is {start:g}–{end:g} s: add keyframes "
                 "at (or beyond) both ends of the clip"
             )
+
+
+def resolve_camera_path(
+    azimuth: float | None, elevation: float | None, camera_path: CameraPath | None
+) -> CameraPath:
+    """The camera path of a call given either a fixed ``azimuth``/``elevation`` or a ``camera_path``."""
+    if camera_path is not None:
+        if azimuth is not None or elevation is not None:
+            raise ValueError("pass either azimuth/elevation or camera_path, not both")
+        if not isinstance(camera_path, CameraPath):
+            raise ValueError(f"camera_path: expected a CameraPath, got {type(camera_path).__name__}")
+        return camera_path
+    if azimuth is None or elevation is None:
+        raise ValueError("pass the camera direction: azimuth and elevation (degrees), or a camera_path")
+    return CameraPath.constant(float(azimuth), float(elevation))
 
 
 def _csv_row(row: dict, line: int, name: str) -> tuple[float, float, float]:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from visage_hf.directions import direction_to_vector
-from visage_hf.pipelines.camera_path import CameraPath
+from visage_hf.video.camera_path import CameraPath
 
 
 def _angle(a: np.ndarray, b: np.ndarray) -> np.ndarray:
