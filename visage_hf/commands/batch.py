@@ -16,6 +16,7 @@ from .generate import (
     check_sampling_arguments,
     default_model,
     load_pipeline,
+    shared_generation_settings,
 )
 
 # Shown in --help of generate-batch and evaluate (the formats `visage_hf.data.clip_files.load_directions` reads).
@@ -111,15 +112,8 @@ def run_generate_batch(args: argparse.Namespace) -> int:
         model=model,
         seed=args.seed,
         sample_rate=args.sample_rate,
-        guidance=args.guidance,
-        guidance_scale=args.guidance_scale,
-        direction_guidance_scale=args.direction_guidance_scale,
-        do_sample=False if args.greedy else None,
-        top_k=args.top_k,
-        temperature=args.temperature,
-        mode=args.mode,
         dtype=args.dtype,
-        equirect=True if args.equirect else None,
+        **shared_generation_settings(args),
     )
 
     def load_for_device(device):

@@ -223,6 +223,20 @@ def _check_output_folder(output: Path, overwrite: bool) -> None:
         )
 
 
+def shared_generation_settings(args: argparse.Namespace) -> dict:
+    """The model and sampling options `generate` and `generate-batch` share, as keyword arguments."""
+    return {
+        "guidance": args.guidance,
+        "guidance_scale": args.guidance_scale,
+        "direction_guidance_scale": args.direction_guidance_scale,
+        "do_sample": False if args.greedy else None,
+        "top_k": args.top_k,
+        "temperature": args.temperature,
+        "mode": args.mode,
+        "equirect": True if args.equirect else None,
+    }
+
+
 def _camera_path(args: argparse.Namespace):
     """The camera of the call: --camera-path, or the fixed --azimuth/--elevation (refused together)."""
     from ..video.camera_path import CameraPath
@@ -266,16 +280,9 @@ def run_generate(args: argparse.Namespace) -> int:
         start=args.start,
         duration=args.duration,
         camera_path=path,
-        guidance=args.guidance,
-        guidance_scale=args.guidance_scale,
-        direction_guidance_scale=args.direction_guidance_scale,
-        do_sample=False if args.greedy else None,
-        top_k=args.top_k,
-        temperature=args.temperature,
         seed=args.seed,
-        mode=args.mode,
-        equirect=True if args.equirect else None,
         progress=not args.quiet,
+        **shared_generation_settings(args),
     )
     foa = result.audio[0]
     seconds = foa.shape[-1] / result.sample_rate
