@@ -83,22 +83,22 @@ def test_tiny_recipe_window_is_what_encoder_and_decoder_both_hold():
     # Independent arithmetic: 4 video frames at 4 fps = 1 s = 44100 / 512 = 86.1 -> 86 codec frames, which is the
     # decoder's 173 positions (2·86 + 1); 5 frames would need 107 codec frames. So 8 encoder positions -> 4.
     recipe = yaml.safe_load(Path(TINY_RECIPE).read_text())["config_overrides"]
-    assert VisageConfig.tiny(**{**recipe, "max_source_positions": 8}).window_video_frames == 4
-    assert VisageConfig.tiny(**recipe).max_source_positions == 4  # the recipe now says what its comment says
+    assert VisageConfig.tiny(**{**recipe, "max_source_positions": 4}).window_video_frames == 4
+    assert VisageConfig.tiny(**recipe).window_video_frames == 4  # the recipe's 8 encoder positions: still 1 s
     assert VisageConfig().window_video_frames == 20  # the release: 5 s both sides
 
 
-@pytest.mark.parametrize("max_source_positions", [4, 8])  # the fixed recipe, and the old recipe's setting
+@pytest.mark.parametrize("max_source_positions", [8, 4])  # the recipe's (encoder 2 s, decoder 1 s), and equal
 def test_model_with_the_tiny_recipe_generates_2_s_offline(parts, video, tmp_path, no_network, capsys,
                                                           max_source_positions):  # fmt: skip
     """Bug 1 (windows sized by the encoder alone) and bug 2 (a fine local folder reported as a download
     failure): a model folder + --clip/--codec folders generate 2 s with no network at all."""
     model = parts / "model"
-    if max_source_positions != 4:
-        config = VisageConfig.from_pretrained(model)
+    config = VisageConfig.from_pretrained(model)
+    if config.max_source_positions != max_source_positions:
         config.max_source_positions = max_source_positions
         torch.manual_seed(0)
-        model = tmp_path / "model8"
+        model = tmp_path / f"model{max_source_positions}"
         VisageForFOA(config).save_pretrained(model)
     out = tmp_path / "out"
     code = _generate(video, out, "--duration", "2", "--seed", "0", "--model", model,
