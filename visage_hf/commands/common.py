@@ -97,24 +97,22 @@ def describe_direction(azimuth: float, elevation: float) -> str:
     return f"azimuth {azimuth:+.1f}°, elevation {elevation:+.1f}°"
 
 
-def positive_seconds(text: str) -> float:
+def _seconds(text: str, zero_allowed: bool) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected seconds > 0, got {text}")
+    if not (math.isfinite(value) and (value >= 0 if zero_allowed else value > 0)):
+        raise argparse.ArgumentTypeError(f"expected seconds {'>=' if zero_allowed else '>'} 0, got {text}")
     return value
+
+
+def positive_seconds(text: str) -> float:
+    return _seconds(text, zero_allowed=False)
 
 
 def start_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"expected seconds >= 0, got {text}")
-    return value
+    return _seconds(text, zero_allowed=True)
 
 
 def positive_int(text: str) -> int:

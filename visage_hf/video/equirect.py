@@ -23,6 +23,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from ..audio.viewer import viewer_basis
 from ..directions import direction_to_vector
 
 __all__ = [
@@ -316,9 +317,7 @@ def _fov_source_pixels(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Frame pixel coordinates ``(H, W)`` seen by each equirect pixel, and where the frame covers it."""
     rays = _cached_equirect_directions(*size)
-    front = direction_to_vector(azimuth, elevation)
-    left = direction_to_vector(azimuth + 90.0, 0.0)
-    up = np.cross(front, left)
+    front, left, up = viewer_basis(azimuth, elevation)  # the camera's frame: no roll, left kept horizontal
     depth, along_left, along_up = rays @ front, rays @ left, rays @ up
     focal = frame_width / 2 / math.tan(math.radians(fov) / 2)  # pixels; square pixels
     with np.errstate(divide="ignore", invalid="ignore"):
