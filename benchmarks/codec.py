@@ -1,143 +1,176 @@
-"""Full-size 44.1 kHz DAC on one FOA clip: FOACodec (channels folded into the DAC batch) vs per-channel calls.
+"""Full-size 44.1 kHz DAC on one FOA clip: the fast path against today's FOACodec path, interleaved in one process.
 
 Random weights with the real ``descript/dac_44khz`` architecture (76.6 M parameters; the speed does not depend on
-the weight values, and no download is needed). Each variant runs in its own fresh process so that its peak
-memory is its own:
+the weight values, and no download is needed). Variants, run in turn (A B C A B C ...) so that a shared machine's
+load hits them alike:
 
 * ``reference``: the naive way: four unbatched ``DacModel.encode`` / ``decode`` calls, one per channel;
-* ``codec``: ``FOACodec.encode`` / ``decode`` with the 4 channels folded into one DAC call (``batch_size=4``,
-  the default on an accelerator);
-* ``codec-b1``: ``FOACodec`` with ``batch_size=1`` (the default on a CPU: lowest memory).
+* ``codec``: ``FOACodec(fast=False)``: ``DacModel.encode`` / ``decode`` one channel per call (the CPU default
+  before the fast path; the baseline of the ratios);
+* ``fast``: ``FOACodec`` (``fast=True``, the default): in-place Snake, channels-last decoder
+  (visage_hf/audio/fast_dac.py), one channel per call;
+* ``fast-b4``: the fast path with the 4 channels folded into one call.
 
-Prints seconds for encode and decode, compute seconds per second of audio, peak memory above the loaded model
-(CPU: peak resident set size; CUDA: peak allocated), and the ratio of each variant to the reference measured in
-the same run, and checks that all variants give identical codes.
+Prints, per variant, the best encode and decode seconds over ``--repeats`` rounds, their ratio to ``codec``
+(> 1 = faster), whether the codes equal the reference's, and the largest audio difference relative to the
+reference's peak. It also counts the convolutions' FLOPs from the config, measures this machine's fp32 GEMM rate
+in the same run, and prints the compute floor (FLOPs / GEMM rate) next to each time.
 
-Usage: python benchmarks/codec.py [--seconds 5] [--device cpu|cuda] [--variants reference codec codec-b1]
+Usage: python benchmarks/codec.py [--seconds 5] [--repeats 2] [--device cpu|cuda] [--variants ...]
 """
 
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import os
-import resource
 import time
 
-VARIANTS = ("reference", "codec", "codec-b1")
+import torch
+
+VARIANTS = ("reference", "codec", "fast", "fast-b4")
+BASELINE = "codec"
 SAMPLE_RATE = 44100
 
 
-def _peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+def conv_flops(model, frames: int) -> tuple[float, float]:
+    """Multiply-add FLOPs (2 per MAC) of the encoder's and decoder's convolutions for one mono signal of ``frames``."""
+    totals = {"encoder": 0.0, "decoder": 0.0}
+    hooks = []
+    for part in totals:
+        for module in getattr(model, part).modules():
+            if isinstance(module, (torch.nn.Conv1d, torch.nn.ConvTranspose1d)):
+
+                def count(module, inputs, output, _part=part):
+                    weight = module.weight
+                    if isinstance(module, torch.nn.ConvTranspose1d):  # every input sample meets every tap
+                        totals[_part] += 2 * weight.numel() * inputs[0].shape[-1]
+                    else:
+                        totals[_part] += 2 * weight.numel() * output.shape[-1]
+
+                hooks.append(module.register_forward_hook(count))
+    with torch.inference_mode():
+        audio = torch.zeros(1, 1, frames * 512)
+        model.decode(model.encode(audio).quantized_representation)
+    for hook in hooks:
+        hook.remove()
+    return totals["encoder"], totals["decoder"]
 
 
-def run_variant(variant: str, seconds: float, device: str, queue) -> None:
-    """Child process: build the model, time one encode + decode, report through ``queue``."""
-    import torch
-    from transformers import DacConfig, DacModel
+def gemm_gflops(device: str, size: int = 2048, repeats: int = 5) -> float:
+    """Best fp32 matrix-product rate of this machine now (GFLOP/s): the ceiling for convolutions."""
+    a = torch.randn(size, size, device=device)
+    b = torch.randn(size, size, device=device)
+    best = float("inf")
+    for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        a @ b
+        _sync(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best / 1e9
 
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def make_variants(model, audio: torch.Tensor, device: str) -> dict:
+    """``{name: (encode(), decode(codes))}``."""
     from visage_hf.audio.codec import FOACodec
 
-    torch.manual_seed(0)
-    model = DacModel(DacConfig(sampling_rate=SAMPLE_RATE)).eval().to(device)
-    generator = torch.Generator().manual_seed(1)
-    audio = 0.1 * torch.randn(4, int(seconds * SAMPLE_RATE), generator=generator)
     hop = 512
     frames = -(-audio.shape[-1] // hop)
 
-    def synchronize():
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
+    @torch.inference_mode()
+    def reference_encode():
+        padded = torch.nn.functional.pad(audio, (0, frames * hop - audio.shape[-1])).to(device)
+        return torch.stack([model.encode(padded[c][None, None]).audio_codes[0] for c in range(4)])
 
-    if variant == "reference":
+    @torch.inference_mode()
+    def reference_decode(codes):
+        return torch.stack([model.decode(audio_codes=codes[c][None]).audio_values[0] for c in range(4)])
 
-        @torch.inference_mode()
-        def encode():
-            padded = torch.nn.functional.pad(audio, (0, frames * hop - audio.shape[-1])).to(device)
-            return torch.stack([model.encode(padded[c][None, None]).audio_codes[0] for c in range(4)])
+    variants = {"reference": (reference_encode, reference_decode)}
+    for name, options in (
+        ("codec", {"fast": False, "batch_size": 1}),
+        ("fast", {"fast": True, "batch_size": 1}),
+        ("fast-b4", {"fast": True, "batch_size": 4}),
+    ):
+        codec = FOACodec(model, **options)
+        variants[name] = (lambda codec=codec: codec.encode(audio, SAMPLE_RATE), codec.decode)
+    return variants
 
-        @torch.inference_mode()
-        def decode(codes):
-            return torch.stack([model.decode(audio_codes=codes[c][None]).audio_values[0] for c in range(4)])
 
-    else:
-        codec = FOACodec(model, batch_size=1 if variant == "codec-b1" else 4)
-
-        def encode():
-            return codec.encode(audio, SAMPLE_RATE)
-
-        def decode(codes):
-            return codec.decode(codes)
-
-    if device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats()
-        baseline = torch.cuda.memory_allocated() / 2**20
-    else:
-        baseline = _peak_rss_mib()
+def timed(function, device: str, *args):
+    _sync(device)
     start = time.perf_counter()
-    codes = encode()
-    synchronize()
-    encoded = time.perf_counter()
-    decoded_audio = decode(codes)
-    synchronize()
-    done = time.perf_counter()
-    if device.startswith("cuda"):
-        peak = torch.cuda.max_memory_allocated() / 2**20 - baseline
-    else:
-        peak = _peak_rss_mib() - baseline
-    queue.put(
-        {
-            "variant": variant,
-            "encode_s": encoded - start,
-            "decode_s": done - encoded,
-            "peak_mib": peak,
-            # numpy, not tensors: torch shares tensors between processes through handles that die with the child
-            "codes": codes.cpu().numpy(),
-            "audio": decoded_audio.float().cpu().numpy(),
-            "threads": torch.get_num_threads(),
-        }
-    )
+    result = function(*args)
+    _sync(device)
+    return time.perf_counter() - start, result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--repeats", type=int, default=2, help="interleaved rounds; the best time counts")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     args = parser.parse_args()
-    if "reference" not in args.variants:
-        parser.error("the reference variant is needed for the ratios")
+    names = list(dict.fromkeys(["reference", BASELINE, *args.variants]))
 
-    context = multiprocessing.get_context("spawn")
-    results = {}
-    for variant in args.variants:
-        queue = context.Queue()
-        process = context.Process(target=run_variant, args=(variant, args.seconds, args.device, queue))
-        process.start()
-        results[variant] = queue.get()
-        process.join()
+    from transformers import DacConfig, DacModel
 
-    reference = results["reference"]
+    torch.manual_seed(0)
+    model = DacModel(DacConfig(sampling_rate=SAMPLE_RATE)).eval().to(args.device)
+    audio = 0.1 * torch.randn(4, int(args.seconds * SAMPLE_RATE), generator=torch.Generator().manual_seed(1))
+    frames = -(-audio.shape[-1] // 512)
+    encoder_flops, decoder_flops = (4 * value for value in conv_flops(model.cpu(), frames))
+    model.to(args.device)
+    variants = make_variants(model, audio, args.device)
+    for encode, decode in make_variants(
+        model, audio[:, :4096], args.device
+    ).values():  # warm-up: library setup
+        decode(encode())
+
+    times = {name: {"encode": float("inf"), "decode": float("inf")} for name in names}
+    outputs = {}
+    for _ in range(args.repeats):
+        for name in names:
+            encode, decode = variants[name]
+            seconds, codes = timed(encode, args.device)
+            times[name]["encode"] = min(times[name]["encode"], seconds)
+            codes_for_decode = outputs.get("reference", (codes,))[0]  # every variant decodes the same codes
+            seconds, decoded = timed(decode, args.device, codes_for_decode)
+            times[name]["decode"] = min(times[name]["decode"], seconds)
+            outputs[name] = (codes.cpu(), decoded.float().cpu())
+    gflops = gemm_gflops(args.device)
+
     print(
         f"DAC 44.1 kHz, random weights, {args.seconds:g} s x 4 channels, device {args.device}, "
-        f"{reference['threads']} torch threads, load average {os.getloadavg()[0]:.2f}"
+        f"{torch.get_num_threads()} torch threads, best of {args.repeats} interleaved rounds, "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
+    encode_floor, decode_floor = encoder_flops / gflops / 1e9, decoder_flops / gflops / 1e9
+    print(
+        f"conv FLOPs: encode {encoder_flops / 1e12:.2f} TFLOP, decode {decoder_flops / 1e12:.2f} TFLOP; fp32 GEMM "
+        f"{gflops:.0f} GFLOP/s now -> floor encode {encode_floor:.1f} s, decode {decode_floor:.1f} s"
     )
     print(
-        f"{'variant':<10} {'encode s':>9} {'decode s':>9} {'total s':>8} {'s/s audio':>10} {'peak MiB':>9} {'time ratio':>11}"
+        f"{'variant':<10} {'encode s':>9} {'x ' + BASELINE:>8} {'/floor':>7} {'decode s':>9} {'x ' + BASELINE:>8} "
+        f"{'/floor':>7}  codes == reference  max |audio diff| / peak"
     )
-    for variant, result in results.items():
-        total = result["encode_s"] + result["decode_s"]
-        ratio = total / (reference["encode_s"] + reference["decode_s"])
+    ref_codes, ref_audio = outputs["reference"]
+    peak = float(ref_audio.abs().max())
+    for name in names:
+        encode_s, decode_s = times[name]["encode"], times[name]["decode"]
+        codes, decoded = outputs[name]
+        same = torch.equal(codes, ref_codes)
+        difference = float((decoded - ref_audio).abs().max()) / peak
         print(
-            f"{variant:<10} {result['encode_s']:>9.2f} {result['decode_s']:>9.2f} {total:>8.2f} "
-            f"{total / args.seconds:>10.2f} {result['peak_mib']:>9.0f} {ratio:>11.2f}"
-        )
-    for variant, result in results.items():
-        same_codes = bool((result["codes"] == reference["codes"]).all())
-        difference = float(abs(result["audio"] - reference["audio"]).max())
-        print(
-            f"{variant}: codes {tuple(result['codes'].shape)} identical to reference: {same_codes}; max |audio diff| {difference:.1e}"
+            f"{name:<10} {encode_s:>9.2f} {times[BASELINE]['encode'] / encode_s:>8.2f} {encode_s / encode_floor:>7.2f} "
+            f"{decode_s:>9.2f} {times[BASELINE]['decode'] / decode_s:>8.2f} {decode_s / decode_floor:>7.2f}  "
+            f"{same!s:<18} {difference:.1e}"
         )
 
 
