@@ -8,11 +8,13 @@ must be identical, audio within 1e-4 of its peak. Snake's α and the biases are 
 import numpy as np
 import pytest
 import torch
-from transformers import DacConfig, DacModel
+from transformers import DacModel
 from transformers.models.dac.modeling_dac import Snake1d
 
 from visage_hf.audio import fast_dac
 from visage_hf.audio.codec import FOACodec
+
+from .test_codec import tiny_dac_config
 
 SR = 44100
 HOP = 512
@@ -21,16 +23,7 @@ HOP = 512
 @pytest.fixture(scope="module")
 def model() -> DacModel:
     torch.manual_seed(0)
-    config = DacConfig(
-        encoder_hidden_size=8,
-        decoder_hidden_size=32,
-        downsampling_ratios=[2, 4, 8, 8],
-        n_codebooks=9,
-        codebook_size=1024,
-        codebook_dim=8,
-        sampling_rate=SR,
-    )
-    model = DacModel(config).eval()
+    model = DacModel(tiny_dac_config()).eval()
     generator = torch.Generator().manual_seed(1)
     with torch.no_grad():
         for module in model.modules():
