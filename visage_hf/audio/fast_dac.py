@@ -12,8 +12,8 @@ model moved or reloaded later is still the one used) and change only how each la
 * **The decoder runs channels-last**: activations are ``(batch, C, 1, T)`` tensors in ``torch.channels_last``
   memory (time-major, channels innermost) through ``conv2d`` / ``conv_transpose2d`` with a ``1 × k`` kernel.
   oneDNN's convolutions take that layout as is, where the ``(batch, C, T)`` layout makes every call reorder its
-  input and output (measured on a 2-core AVX2 EPYC: the 44.1 kHz decoder's large convolutions 1.1-1.5x and its
-  upsampling transposed convolutions up to 2.4x faster). Same products, summed in another order: the audio
+  input and output (measured layer by layer on a shared 2-core AVX2 EPYC: the 44.1 kHz decoder's large convolutions
+  1.1-1.5x and its upsampling transposed convolutions up to 2.4x faster). Same products, summed in another order: the audio
   moves by float rounding only (tests/audio/test_fast_dac.py bounds it). The encoder keeps the ``(batch, C, T)``
   layout so that its latents, and so the codes, stay bit-identical.
 
@@ -21,8 +21,9 @@ Weight norm is left to the modules: transformers' ``DacModel`` stores plain (alr
 :func:`visage_hf.audio.codec.convert_descript_weights` folds a descript checkpoint's ``weight_g`` / ``weight_v``
 once at load, so no call recomputes normalised weights.
 
-Shapes: encoder ``(batch, 1, samples)`` -> latents ``(batch, hidden, frames)``; decoder the reverse, with
-``samples = frames · hop``.
+The functions are for inference (``FOACodec`` calls them under ``torch.inference_mode``): the in-place passes
+are not meant for autograd. Shapes: encoder ``(batch, 1, samples)`` -> latents ``(batch, hidden, frames)``;
+decoder the reverse, with ``samples = frames · hop``.
 """
 
 from __future__ import annotations
