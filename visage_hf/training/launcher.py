@@ -19,8 +19,9 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
-__all__ = ["exit_with_input_error", "parent_is_accelerate_launch"]
+__all__ = ["exit_after_printed_error", "exit_with_input_error", "parent_is_accelerate_launch"]
 
 
 def _is_accelerate_launch(command: list[str]) -> bool:
@@ -42,7 +43,7 @@ def parent_is_accelerate_launch() -> bool:
         return False
 
 
-def exit_with_input_error(message: str, program: str = "visage train", show: bool = True) -> None:
+def exit_with_input_error(message: str, program: str = "visage train", show: bool = True) -> NoReturn:
     """Print ``<program>: error: <message>`` (when ``show``; other ranks of a multi-process run stay quiet) and
     exit with status 2 — after asking an ``accelerate launch`` parent to stop without its traceback (then the
     launcher's own exit status is 143)."""
@@ -55,6 +56,17 @@ def exit_with_input_error(message: str, program: str = "visage train", show: boo
         _write_to_launcher_stderr(line)
     os.kill(os.getppid(), signal.SIGTERM)
     sys.exit(2)
+
+
+def exit_after_printed_error(code: int | str | None) -> NoReturn:
+    """``sys.exit(code)`` for an error already printed to our stderr (argparse's usage error); an ``accelerate
+    launch`` parent is given a moment to copy it through its pipe, then stopped without its traceback."""
+    status = code if isinstance(code, int) else (0 if code is None else 1)
+    if status != 0 and parent_is_accelerate_launch():
+        sys.stderr.flush()
+        time.sleep(1.0)
+        os.kill(os.getppid(), signal.SIGTERM)
+    sys.exit(status)
 
 
 def _write_to_launcher_stderr(line: str) -> None:
