@@ -8,7 +8,13 @@ from __future__ import annotations
 import pytest
 
 from tests.pipelines.generation_spy import CASES, DTYPES, GenerationReached, spy_generation
-from tests.pipelines.test_settings_reach_model import AZIMUTH, ELEVATION, SECONDS, assert_features
+from tests.pipelines.test_settings_reach_model import (
+    AZIMUTH,
+    ELEVATION,
+    SECONDS,
+    assert_features,
+    write_videos,
+)
 from visage_hf.commands.main import main
 from visage_hf.pipelines.pipeline_visage import VisagePipeline
 from visage_hf.pipelines.tiny import tiny_random_components
@@ -24,13 +30,7 @@ def fresh_accelerate_state():
 
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory) -> dict:
-    from visage_hf.data.synthetic import moving_object_video
-
-    folder = tmp_path_factory.mktemp("videos")
-    return {
-        "flat": moving_object_video(folder / "flat.mp4", seconds=1.0, fps=10, width=96, height=72),
-        "wide": moving_object_video(folder / "wide.mp4", seconds=1.0, fps=10, width=192, height=96),
-    }
+    return write_videos(tmp_path_factory.mktemp("videos"))
 
 
 def _generate(video, out, *options) -> list:

@@ -26,16 +26,20 @@ def pipe() -> VisagePipeline:
     return VisagePipeline(**tiny_random_components())
 
 
-@pytest.fixture(scope="module")
-def videos(tmp_path_factory) -> dict:
+def write_videos(folder) -> dict:
+    """A small field-of-view clip ("flat") and a 2:1 clip without spherical metadata ("wide": read as a flat video
+    unless equirect is asked for)."""
     from visage_hf.data.synthetic import moving_object_video
 
-    folder = tmp_path_factory.mktemp("videos")
     return {
         "flat": moving_object_video(folder / "flat.mp4", seconds=1.0, fps=10, width=96, height=72),
-        # 2:1 without spherical metadata: read as a flat video unless equirect is asked for.
         "wide": moving_object_video(folder / "wide.mp4", seconds=1.0, fps=10, width=192, height=96),
     }
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory) -> dict:
+    return write_videos(tmp_path_factory.mktemp("videos"))
 
 
 def first_call(monkeypatch, run):
