@@ -80,6 +80,15 @@ class PackedLinear:
         return projected if step is states else projected.view(*states.shape[:-1], self.out_features)
 
 
+def _dropout(states: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """`F.dropout`, skipped outright at inference (a decoding step would otherwise make ~4 no-op calls per layer)."""
+    return F.dropout(states, p=p, training=True) if training and p > 0 else states
+
+
+def _cast(states: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    return states if states.dtype == dtype else states.to(dtype)
+
+
 def _linear(owner: nn.Module, name: str, states: torch.Tensor) -> torch.Tensor:
     """``owner.<name>(states)``, through the packed copy while one is set (`VisageDecoder.packed_weights`)."""
     packed = owner.packed_linears.get(name)
@@ -124,7 +133,7 @@ class VisageAttention(nn.Module):
         batch, length, _ = hidden_states.shape
         compute_dtype = attention_dtype(hidden_states)
         if self.is_cross_attention:
-            query = self._split_heads(_linear(self, "q_proj", hidden_states)).to(compute_dtype)
+            query = _cast(self._split_heads(_linear(self, "q_proj", hidden_states)), compute_dtype)
             key, value = self._cross_key_value(key_value_states, cache, compute_dtype)
         else:
             query, key, value = (
@@ -142,23 +151,23 @@ class VisageAttention(nn.Module):
             dropout_p=self.dropout if self.training else 0.0,
             is_causal=is_causal,
         )
-        attended = attended.to(hidden_states.dtype).transpose(1, 2).reshape(batch, length, -1)
+        attended = _cast(attended, hidden_states.dtype).transpose(1, 2).reshape(batch, length, -1)
         return _linear(self, "out_proj", attended)
 
     def _query_key_value(self, hidden_states: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
         packed = self.packed_linears.get("qkv")
         if packed is None:
             projections = (self.q_proj, self.k_proj, self.v_proj)
-            return tuple(projection(hidden_states).to(dtype) for projection in projections)
-        return packed(hidden_states).to(dtype).chunk(3, dim=-1)  # one cast for the three
+            return tuple(_cast(projection(hidden_states), dtype) for projection in projections)
+        return _cast(packed(hidden_states), dtype).chunk(3, dim=-1)  # one cast for the three
 
     def _cross_key_value(self, encoder_states: torch.Tensor, cache: Cache | None, compute_dtype: torch.dtype):
         # The encoder states never change during generation: project them once, then reuse the cache.
         if isinstance(cache, EncoderDecoderCache) and cache.is_updated.get(self.layer_idx, False):
             layer = cache.cross_attention_cache.layers[self.layer_idx]
             return layer.keys, layer.values
-        key = self._split_heads(self.k_proj(encoder_states)).to(compute_dtype)
-        value = self._split_heads(self.v_proj(encoder_states)).to(compute_dtype)
+        key = _cast(self._split_heads(self.k_proj(encoder_states)), compute_dtype)
+        value = _cast(self._split_heads(self.v_proj(encoder_states)), compute_dtype)
         if isinstance(cache, EncoderDecoderCache):
             key, value = cache.cross_attention_cache.update(key, value, self.layer_idx)
             cache.is_updated[self.layer_idx] = True
@@ -191,7 +200,7 @@ class VisageEncoderLayer(GradientCheckpointingLayer):
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         residual = hidden_states
-        hidden_states = F.dropout(self.self_attn(hidden_states), p=self.dropout, training=self.training)
+        hidden_states = _dropout(self.self_attn(hidden_states), self.dropout, self.training)
         hidden_states = self.self_attn_layer_norm(residual + hidden_states)
         return _feed_forward(self, hidden_states)
 
@@ -222,12 +231,12 @@ class VisageDecoderLayer(GradientCheckpointingLayer):
         hidden_states = self.self_attn(
             hidden_states, cache=cache, attention_mask=attention_mask, is_causal=is_causal
         )
-        hidden_states = F.dropout(hidden_states, p=self.dropout, training=self.training)
+        hidden_states = _dropout(hidden_states, self.dropout, self.training)
         hidden_states = self.self_attn_layer_norm(residual + hidden_states)
 
         residual = hidden_states
         hidden_states = self.encoder_attn(hidden_states, key_value_states=encoder_hidden_states, cache=cache)
-        hidden_states = F.dropout(hidden_states, p=self.dropout, training=self.training)
+        hidden_states = _dropout(hidden_states, self.dropout, self.training)
         hidden_states = self.encoder_attn_layer_norm(residual + hidden_states)
         return _feed_forward(self, hidden_states)
 
@@ -253,8 +262,8 @@ def _feed_forward(
         hidden_states = layer.activation_fn(layer.fc1(hidden_states))
     else:
         hidden_states = packed_fc1(hidden_states)
-    hidden_states = F.dropout(hidden_states, p=layer.activation_dropout, training=layer.training)
-    hidden_states = F.dropout(_linear(layer, "fc2", hidden_states), p=layer.dropout, training=layer.training)
+    hidden_states = _dropout(hidden_states, layer.activation_dropout, layer.training)
+    hidden_states = _dropout(_linear(layer, "fc2", hidden_states), layer.dropout, layer.training)
     return layer.final_layer_norm(residual + hidden_states)
 
 
@@ -299,9 +308,7 @@ class VisageEncoder(nn.Module):
         hidden_states = torch.cat(
             [self.bos.expand(batch, 1, dim), tokens, self.eos.expand(batch, 1, dim)], dim=1
         )
-        hidden_states = F.dropout(
-            self.layernorm_embedding(hidden_states), p=self.dropout, training=self.training
-        )
+        hidden_states = _dropout(self.layernorm_embedding(hidden_states), self.dropout, self.training)
         for layer in self.layers:
             hidden_states = layer(hidden_states)
         return hidden_states
@@ -364,9 +371,7 @@ class VisageDecoder(nn.Module):
             )
         start = past_length + self.POSITION_OFFSET
         hidden_states = inputs_embeds + self.embed_positions.weight[start : start + length]
-        hidden_states = F.dropout(
-            self.layernorm_embedding(hidden_states), p=self.dropout, training=self.training
-        )
+        hidden_states = _dropout(self.layernorm_embedding(hidden_states), self.dropout, self.training)
         attention_mask, is_causal = _causal_mask(length, past_length, hidden_states.device)
         for layer in self.layers:
             hidden_states = layer(

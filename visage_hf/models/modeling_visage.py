@@ -549,7 +549,9 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
             config, total_steps - known_steps, use_cache, kwargs
         )
         schedule = stream_schedule(canvas)
-        with self._packed_decoding_weights(schedule[known_steps:]):
+        # Inference mode: no autograd bookkeeping on the ~1,500 small tensor ops of each step (views included),
+        # which at batch 1 cost about as much as reading a small model's weights. The codes are cloned out.
+        with torch.inference_mode(), self._packed_decoding_weights(schedule[known_steps:]):
             outputs = super().generate(
                 start,
                 generation_config=step_config,
@@ -561,7 +563,8 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
                 guidance_plan=plan,
                 **model_kwargs,
             )
-        return outputs.sequences if isinstance(outputs, ModelOutput) else outputs
+        sequences = outputs.sequences if isinstance(outputs, ModelOutput) else outputs
+        return sequences.clone()  # a normal tensor: callers may write into it outside inference mode
 
     # ------------------------------------------------------------------ mono -> FOA
     def init_spatial_from_mono(self) -> None:
