@@ -26,16 +26,21 @@ _ONEDNN_LINEAR = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise"
 
 
 class PackedLinear:
-    """An inference-only copy of one or more Linear layers (stacked along the output), laid out for oneDNN.
+    """An inference-only copy of one or more Linear layers (stacked along the output), laid out for decoding.
 
     Why: a decoding step multiplies a few rows (guidance branches × batch) by every step weight once, so it
-    costs the time to stream the weights from memory. `F.linear` on row-major ``(out, in)`` weights reads them
-    well below the memory bandwidth on CPU; this class uses oneDNN's inner product on a weight reordered once
-    into its blocked layout, given at least 3 rows -- with 1-2 rows it picks a slower schedule, so fewer rows
-    are padded with zero rows, which read no extra weights. Results equal `F.linear`'s (bit-identical in bf16,
-    within ~1e-6 relative in fp32). Each call also has a fixed cost, so (q, k, v) are stacked into one product and an exact GELU can run inside the product (``activation="gelu"``; in bf16 it
-    then acts on the fp32 accumulator, before rounding). The ops are torch's oneDNN linear ops (those
-    torch.compile's CPU freezing pass emits); see `supports`.
+    costs the time to stream the weights from memory, plus a fixed cost per product. Two layouts:
+
+    - oneDNN (`supports`: CPU, fp32, or bf16 where the CPU has native bf16): `F.linear` on row-major ``(out, in)``
+      weights reads them well below the memory bandwidth on CPU; oneDNN's inner product on a weight reordered
+      once into its blocked layout does better, given at least 3 rows -- with 1-2 rows it picks a slower
+      schedule, so fewer rows are padded with zero rows, which read no extra weights. Results equal
+      `F.linear`'s (bit-identical in bf16, within ~1e-6 relative in fp32). An exact GELU can run inside the
+      product (``activation="gelu"``; in bf16 it then acts on the fp32 accumulator, before rounding). The ops
+      are torch's oneDNN linear ops (those torch.compile's CPU freezing pass emits).
+    - plain (everything else, e.g. bf16 on AVX2-only CPUs, where oneDNN has no bf16 kernel): `F.linear` on the
+      stacked weight -- still one product instead of one per layer (q/k/v, the live heads), and no copy for a
+      single layer.
     """
 
     MIN_ROWS = 4
@@ -50,16 +55,27 @@ class PackedLinear:
         if any(has_bias) and not all(has_bias):
             raise ValueError("PackedLinear stacks Linear layers that all have a bias, or none")
         self.out_features = weight.shape[0]
+        biases = [linear.bias.detach() for linear in linears] if all(has_bias) else None
+        self.bias = None if biases is None else biases[0] if len(biases) == 1 else torch.cat(biases)
+        self.onednn = self.supports(weight)
+        if not self.onednn:
+            self.weight = weight
+            self._activation = None if activation is None else ACT2FN[activation]
+            return
         self.weight = torch.ops.mkldnn._reorder_linear_weight(weight, self.MIN_ROWS)
-        self.bias = torch.cat([linear.bias.detach() for linear in linears]) if all(has_bias) else None
         # oneDNN's (attr, scalars, algorithm): erf GELU is ("gelu", [], "none").
         self._post_op = ("none", [], "") if activation is None else (activation, [], "none")
         # Zero rows to append, shaped like a decoding step's input ``(rows, 1, in_features)``; read-only.
         self._padding = weight.new_zeros(self.MIN_ROWS - 1, 1, weight.shape[1])
 
     @staticmethod
+    def applies(weight: torch.Tensor) -> bool:
+        """Whether decoding reads ``weight`` through a `PackedLinear` (oneDNN or plain): floating weights on CPU."""
+        return weight.device.type == "cpu" and weight.is_floating_point()
+
+    @staticmethod
     def supports(weight: torch.Tensor) -> bool:
-        """Whether this torch build and CPU can pack ``weight`` (on CPU, fp32 or bf16)."""
+        """Whether this torch build and CPU can use oneDNN's layout for ``weight`` (on CPU, fp32 or bf16)."""
         if weight.device.type != "cpu" or weight.dtype not in (torch.float32, torch.bfloat16):
             return False
         if not torch.backends.mkldnn.is_available() or _ONEDNN_LINEAR is None:
@@ -71,6 +87,9 @@ class PackedLinear:
 
     def __call__(self, states: torch.Tensor) -> torch.Tensor:
         """``(..., in_features)`` -> ``(..., out_features)``."""
+        if not self.onednn:
+            projected = F.linear(states, self.weight, self.bias)
+            return projected if self._activation is None else self._activation(projected)
         rows = states.numel() // states.shape[-1]
         if rows >= self.MIN_ROWS:
             return _ONEDNN_LINEAR(states, self.weight, self.bias, *self._post_op)
@@ -389,9 +408,9 @@ class VisageDecoder(nn.Module):
         layers' step weights (self-attention q/k/v/out, cross-attention q/out, FFN; fc1 only with an
         activation oneDNN can apply) as `PackedLinear`s, and the code tables stacked into one. Cost: a second
         copy of those weights (≈214 M parameters at full size) while the block runs, and ~0.1-0.2 s to make
-        it. Cross-attention k/v run once per generation and keep the ordinary weights. Inference only: the
-        copies do not follow weight updates made inside the block. Callers check `PackedLinear.supports`
-        first.
+        it (oneDNN layout; the plain layout copies only the stacks). Cross-attention k/v run once per generation
+        and keep the ordinary weights. Inference only: the copies do not follow weight updates made inside the
+        block. Callers check `PackedLinear.applies` first.
         """
         owners = []
         try:

@@ -497,11 +497,12 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
 
     @contextmanager
     def _packed_decoding_weights(self, schedule: list[list[int]]) -> Iterator[None]:
-        """On CPU (fp32 / bf16), the generation steps of ``schedule`` (live streams per step) read the
-        decoder's step weights and the live heads through `PackedLinear` copies (faster few-row products
-        there; see `PackedLinear` and benchmarks/generate.py), held for the call only. Heads are stacked per list of live streams that
-        recurs (the pattern alternates between a few); a list used once keeps the plain per-head products."""
-        if len(schedule) < 2 or not PackedLinear.supports(self.heads[0].weight):
+        """On CPU, the generation steps of ``schedule`` (live streams per step) read the decoder's step weights
+        and the live heads through `PackedLinear` copies (oneDNN's layout where it has kernels for the dtype,
+        else stacked plain weights: fewer, faster few-row products; see `PackedLinear` and
+        benchmarks/generate.py), held for the call only. Heads are stacked per list of live streams that recurs
+        (the pattern alternates between a few); a list used once keeps the plain per-head products."""
+        if len(schedule) < 2 or not PackedLinear.applies(self.heads[0].weight):
             yield
             return
         uses = Counter(tuple(streams) for streams in schedule)
