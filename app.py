@@ -105,6 +105,8 @@ def _generation_handler(loader: logic.ModelLoader, limits: logic.DemoLimits, out
             result = logic.run_generation(
                 loader.get(), request, output_root, lambda fraction, message: progress(fraction, desc=message)
             )
+            for note in result.notes:
+                gr.Warning(note)
             config = player.player_config(
                 sf.info(str(result.foa)).samplerate, request.azimuth, request.elevation,
                 player.sphere_start_of_overlay(result.overlay_video), title="generated",

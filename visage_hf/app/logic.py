@@ -57,6 +57,7 @@ DEFAULT_SETTINGS = {
     "top_k": DEFAULT_GENERATION_SETTINGS["top_k"],
     "temperature": 1.0,
 }
+SILENT_NOTE = "The generated audio is silent (every sample zero): the energy map marks no loudest direction."
 GUIDANCE_SCALE_RANGE = (0.0, 10.0)
 TOP_K_RANGE = (0, 1024)  # 0 switches top-k off
 TEMPERATURE_RANGE = (0.05, 2.0)
@@ -497,6 +498,8 @@ def run_generation(
         f"{direction}, in {len(result.windows)} window(s) and {time.monotonic() - began:.1f} s. "
         f"Seed **{request.seed}**{' (random)' if request.random_seed else ''}."
     )
+    if files.silent:
+        summary += " " + SILENT_NOTE
     _report(progress, 1.0, "done")
     return DemoResult(
         folder=folder,
@@ -507,6 +510,7 @@ def run_generation(
         overlay_video=overlay,
         seed=request.seed,
         summary=summary,
+        notes=[SILENT_NOTE] if files.silent else [],
     )
 
 
