@@ -497,11 +497,12 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
 
     @contextmanager
     def _packed_decoding_weights(self, schedule: list[list[int]]) -> Iterator[None]:
-        """On CPU (fp32 / bf16), the generation steps of ``schedule`` (live streams per step) read the
-        decoder's step weights and the live heads through `PackedLinear` copies (faster few-row products
-        there; see `PackedLinear` and benchmarks/generate.py), held for the call only. Heads are stacked per list of live streams that
-        recurs (the pattern alternates between a few); a list used once keeps the plain per-head products."""
-        if len(schedule) < 2 or not PackedLinear.supports(self.heads[0].weight):
+        """On CPU, the generation steps of ``schedule`` (live streams per step) read the decoder's step weights
+        and the live heads through `PackedLinear` copies (oneDNN's layout where it has kernels for the dtype,
+        else stacked plain weights: fewer, faster few-row products; see `PackedLinear` and
+        benchmarks/generate.py), held for the call only. Heads are stacked per list of live streams that recurs
+        (the pattern alternates between a few); a list used once keeps the plain per-head products."""
+        if len(schedule) < 2 or not PackedLinear.applies(self.heads[0].weight):
             yield
             return
         uses = Counter(tuple(streams) for streams in schedule)
@@ -549,7 +550,9 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
             config, total_steps - known_steps, use_cache, kwargs
         )
         schedule = stream_schedule(canvas)
-        with self._packed_decoding_weights(schedule[known_steps:]):
+        # Inference mode: no autograd bookkeeping on the ~1,500 small tensor ops of each step (views included),
+        # which at batch 1 cost about as much as reading a small model's weights. The codes are cloned out.
+        with torch.inference_mode(), self._packed_decoding_weights(schedule[known_steps:]):
             outputs = super().generate(
                 start,
                 generation_config=step_config,
@@ -561,7 +564,8 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
                 guidance_plan=plan,
                 **model_kwargs,
             )
-        return outputs.sequences if isinstance(outputs, ModelOutput) else outputs
+        sequences = outputs.sequences if isinstance(outputs, ModelOutput) else outputs
+        return sequences.clone()  # a normal tensor: callers may write into it outside inference mode
 
     # ------------------------------------------------------------------ mono -> FOA
     def init_spatial_from_mono(self) -> None:
