@@ -184,7 +184,7 @@ def _dtype(dtype) -> torch.dtype:
         return torch.float32
     if isinstance(dtype, str):
         value = getattr(torch, dtype, None)
-        if not isinstance(value, torch.dtype):
+        if not isinstance(value, torch.dtype) or not value.is_floating_point:
             raise PipelineLoadError(f"dtype: expected float32, float16, bfloat16 or int8, got {dtype!r}")
         return value
     return dtype
