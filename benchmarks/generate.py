@@ -12,7 +12,9 @@ process per variant:
 * ``ours`` / ``ours-bf16``: `VisageForFOA.generate` (one batched decoder pass for both branches, preallocated
   cache, live heads only, guidance combined before the heads; on CPU the decoder's step weights, the stacked live
   heads and the code tables are read through copies laid out for few-row products, made once per call -- see
-  `visage_hf.models.encoder_decoder.PackedLinear`), fp32 / bf16 weights.
+  `visage_hf.models.encoder_decoder.PackedLinear`), fp32 / bf16 weights;
+* ``ours-int8``: the same with ``dtype="int8"``: the decoder's step weights and heads in int8, one scale per output
+  channel, through torch's ``_weight_int8pack_mm`` (`visage_hf.models.quantization`).
 
 Prints ms per decoder step, generated codes per second, the speed-up over ``reference`` (fp32) measured in the
 same run, peak RSS, and the distance from the memory-bandwidth floor (every step must read the decoder's
@@ -35,7 +37,8 @@ import multiprocessing
 import resource
 import time
 
-VARIANTS = ("reference", "reference-live", "ours", "ours-bf16")
+VARIANTS = ("reference", "reference-live", "ours", "ours-bf16", "ours-int8")
+STEP_WEIGHT_BYTES = {"ours-bf16": 2, "ours-int8": 1}  # per step weight; fp32 otherwise
 SIZES = {
     "small": {"d_model": 256, "encoder_layers": 2, "decoder_layers": 4, "encoder_attention_heads": 4,
               "decoder_attention_heads": 4, "encoder_ffn_dim": 1024, "decoder_ffn_dim": 1024},
@@ -142,6 +145,10 @@ class Runner:
         self.variant = variant
         if variant == "ours-bf16":
             model = model.to(torch.bfloat16)
+        elif variant == "ours-int8":
+            from visage_hf.models.quantization import quantize_decoder
+
+            model = quantize_decoder(model)
         self.model = model.to(device)
         self.conditions = [tensor.to(device) for tensor in conditions]
         self.device = device
@@ -183,7 +190,7 @@ def time_variants(variants, size, steps, device, batch, threads, repeats) -> dic
     machine's changing load affects every variant alike."""
     model, conditions = prepare(size, batch, threads)
     runners = {
-        v: Runner(v, model if v != "ours-bf16" else copy.deepcopy(model), conditions, device)
+        v: Runner(v, copy.deepcopy(model) if v in STEP_WEIGHT_BYTES else model, conditions, device)
         for v in variants
     }
     num_frames = (steps - 1) // 2
@@ -202,7 +209,7 @@ def time_variants(variants, size, steps, device, batch, threads, repeats) -> dic
         per_step = max(times["long"] - times["short"], 1e-9) / (long_steps - short_steps)
         fixed = max(times["short"] - short_steps * per_step, 0.0)
         clip_seconds = fixed + CLIP_STEPS * per_step
-        step_bytes = step_weight_count(config) * (2 if variant == "ours-bf16" else 4)
+        step_bytes = step_weight_count(config) * STEP_WEIGHT_BYTES.get(variant, 4)
         results[variant] = {
             "ms_per_step": 1e3 * per_step,
             "fixed_s": fixed,
