@@ -37,7 +37,9 @@ KERNEL_DTYPE = torch.bfloat16
 # Rows of the kernel's input are read with aligned vector loads, so a row must span whole 32-byte blocks.
 KERNEL_IN_FEATURES_MULTIPLE = 16
 _INT8PACK_MM = getattr(torch.ops.aten, "_weight_int8pack_mm", None)
-_KERNEL_DEVICES = ("cpu", "cuda")
+# CPU only: torch's CUDA version of the kernel is a naive one-thread-per-output loop (torch 2.13); other devices
+# multiply by a dequantized copy (correct, not fast: on GPUs bf16 is the fast option).
+_KERNEL_DEVICES = ("cpu",)
 
 
 def is_int8(dtype) -> bool:
