@@ -6,7 +6,7 @@ UI wiring only; the logic is in :mod:`visage_hf.app.logic` (requests, limits, mo
 Environment: ``VISAGE_MODEL`` (a Hub id or folder; default the released checkpoint ``jaeyeonkim99/visage``,
 converted on load; ``tiny-random`` runs offline and makes noise), ``VISAGE_CONCURRENCY`` (generations at
 once, default 1), ``VISAGE_QUEUE_SIZE`` (requests that may wait, default 32), ``VISAGE_MAX_UPLOAD_MB`` / ``VISAGE_MAX_VIDEO_SECONDS`` / ``VISAGE_MAX_CLIP_SECONDS``
-(limits), ``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT`` (default 127.0.0.1:7860; a Space sets them).
+(limits), ``VISAGE_KEEP_SECONDS`` (how long results and uploads stay on disk, default 3600), ``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT`` (default 127.0.0.1:7860; a Space sets them).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import argparse
 import atexit
+import ctypes
 import logging
 import shutil
 import signal
@@ -99,11 +100,13 @@ def _generation_handler(loader: logic.ModelLoader, limits: logic.DemoLimits, out
             )  # fmt: skip
             for note in notes:
                 gr.Warning(note)
-            logic.prune_outputs(output_root)
+            logic.prune_outputs(output_root, limits.keep_seconds)
             progress(0.0, desc="starting" if not loader.loading else "waiting for the model to load")
             result = logic.run_generation(
                 loader.get(), request, output_root, lambda fraction, message: progress(fraction, desc=message)
             )
+            for note in result.notes:
+                gr.Warning(note)
             config = player.player_config(
                 sf.info(str(result.foa)).samplerate, request.azimuth, request.elevation,
                 player.sphere_start_of_overlay(result.overlay_video), title="generated",
@@ -123,7 +126,7 @@ def _listening_handler(limits: logic.DemoLimits, output_root: Path):
 
     def listen(upload, fuma):
         try:
-            logic.prune_outputs(output_root)
+            logic.prune_outputs(output_root, limits.keep_seconds)
             result = player.prepare_listening(upload, bool(fuma), output_root, limits)
         except Exception as error:
             if not isinstance(error, logic.DemoError):
@@ -300,7 +303,7 @@ def build_demo(
     def refresh_status():
         return loader.status(), gr.Timer(active=loader.loading)
 
-    with gr.Blocks(title=TITLE, delete_cache=(3600, 3600)) as demo:
+    with gr.Blocks(title=TITLE, delete_cache=limits.delete_cache) as demo:
         gr.Markdown(INTRO)
         status = gr.Markdown(loader.status(), elem_id="model-status")
         with gr.Tabs():
@@ -334,13 +337,38 @@ def _parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _limit_malloc_arenas(arenas: int = 2) -> None:
+    """What ``MALLOC_ARENA_MAX=2`` does, for a server started without it (glibc only).
+
+    glibc gives threads that allocate at the same time their own heap arenas (up to 8 per core), and memory freed
+    in one arena is not handed to another; Gradio runs requests on a pool of threads, so the server's RSS crept
+    up by ~0.4 MB a request after warm-up, and stayed flat with two arenas (benchmarks/space_load.py,
+    docs/reliability.md)."""
+    if "MALLOC_ARENA_MAX" in os.environ or not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-8, arenas)  # M_ARENA_MAX: applies to arenas made from now on
+    except (OSError, AttributeError):  # musl or another C library: nothing to tune
+        return
+
+
+def _stop(demo: gr.Blocks) -> None:
+    """A stop request (Spaces, process managers, tests): close the server, so that Gradio's shutdown deletes the
+    files it cached (uploads and served results), and exit through atexit, which removes our outputs."""
+    if demo.is_running:
+        demo.close()  # launch() returns, then main()
+    else:
+        sys.exit(0)
+
+
 def main(argv=None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     args = _parse_args(argv)
+    _limit_malloc_arenas()  # before the model loads and Gradio's threads start
     demo = build_demo(model=args.model, start_loading=True)
     atexit.register(shutil.rmtree, demo.output_root, ignore_errors=True)
-    # A stop request (Spaces, process managers, tests) exits through atexit, so the outputs are removed.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGTERM, lambda *_: _stop(demo))
     queue_size = int(os.environ.get("VISAGE_QUEUE_SIZE", "32"))  # waiting requests; more are told it is full
     demo.queue(default_concurrency_limit=max(1, args.concurrency), max_size=queue_size).launch(
         server_name=args.host,

@@ -1,30 +1,33 @@
-"""Code generation speed: `VisageForFOA.generate` vs a straightforward loop like the original `generate_cfg`.
+"""Code generation speed: `VisageForFOA.generate` against the original's `generate_cfg` loop and against this
+machine's memory floor, measured in the same run.
 
 Same random weights (same seed) for every variant; joint guidance (s = 2.5), top-k 256 sampling, batch 1 by
-default. Timings run in one process, round-robin over the variants (the fastest of ``--repeats`` rounds
-counts), so that a shared machine's changing load affects all alike; peak memory is then measured by one fresh
-process per variant:
+default. All variants run in one process, round-robin (A B C A B C ...), so that a shared machine's changing load
+affects them alike; each step is timed on its own (a timestamp per step), and the memory read bandwidth is
+measured between the rounds (`machine.read_bandwidth`):
 
-* ``reference``: the original's structure — one decoder pass per guidance branch per step (conditional and
-  unconditional, each with its own concatenating `DynamicCache`), all 36 heads per branch, the CFG formula on
-  logits, top-k and one ``torch.multinomial`` per live head (fp32, as the released model runs);
-* ``reference-live``: the same, computing only the live heads (what the original code actually does);
-* ``ours`` / ``ours-bf16``: `VisageForFOA.generate` (one batched decoder pass for both branches, preallocated
-  cache, live heads only, guidance combined before the heads; on CPU the decoder's step weights, the stacked live
-  heads and the code tables are read through copies laid out for few-row products, made once per call -- see
-  `visage_hf.models.encoder_decoder.PackedLinear`), fp32 / bf16 weights;
-* ``ours-int8``: the same with ``dtype="int8"``: the decoder's step weights and heads in int8, one scale per output
-  channel, through torch's ``_weight_int8pack_mm`` (`visage_hf.models.quantization`).
+* ``reference``: the original's `generate_cfg` written over our modules: one decoder pass per guidance branch per
+  step (conditional, then unconditional, each with its own concatenating `DynamicCache`), the live heads of the
+  step computed one by one for each branch, the CFG formula on logits, top-k and one ``torch.multinomial`` per
+  live head, a pad column made per idle stream and the 36 stacked (fp32, as the released model runs);
+* ``ours`` / ``ours-bf16``: `VisageForFOA.generate` in fp32 / bf16 (one batched decoder pass for both branches,
+  preallocated cache, guidance combined before the live heads, packed step weights on CPU);
+* ``ours-int8``: the same with ``dtype="int8"`` (the decoder's step weights and heads int8, one scale per output
+  channel, torch's ``_weight_int8pack_mm``; `visage_hf.models.quantization`).
 
-Prints ms per decoder step, generated codes per second, the speed-up over ``reference`` (fp32) measured in the
-same run, peak RSS, and the distance from the memory-bandwidth floor (every step must read the decoder's
-step weights once: self-attention 4·d², cross-attention q/o 2·d², FFN 2·d·ffn per layer, ≈176 M parameters at
-full size; ~25.8 GB/s on the 2-core development machine).
+A variant is one `Variant` line in `VARIANTS` (its weight preparation and the bytes it reads per step weight).
+
+Per variant it prints ms per decoder step (median, and the fastest decile: the steps least disturbed by other
+processes), the per-call fixed cost, seconds for a 5-s clip (fixed + 861 median steps), the speed-up over
+``reference``, and the distance from this machine's floor: every step must read the decoder's step weights once
+(self-attention 4·d², cross-attention q/o 2·d², FFN 2·d·ffn per layer) and the live heads (on average 18 of 36
+heads of d × 1024 per step), at the measured read bandwidth. The KV cache read per step (growing along the clip)
+is not in the floor.
 
 Usage:
-    python benchmarks/generate.py                 # small config, then full size (360 M) on 41 steps
-    python benchmarks/generate.py --steps 101     # time more steps of the 5 s clip, extrapolate to 861
-    python benchmarks/generate.py --full          # all 861 steps of a 5 s clip
+    python benchmarks/generate.py                         # the 78 M and the full (360 M) model, 61 steps
+    python benchmarks/generate.py --sizes full --steps 101 --repeats 3
+    python benchmarks/generate.py --full                  # all 861 steps of a 5 s clip
     python benchmarks/generate.py --sizes full --variants reference ours-bf16 --device cuda --batch 8
 """
 
@@ -35,18 +38,83 @@ import copy
 import gc
 import multiprocessing
 import resource
+import statistics
 import time
+from collections.abc import Callable
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
 
-VARIANTS = ("reference", "reference-live", "ours", "ours-bf16", "ours-int8")
-STEP_WEIGHT_BYTES = {"ours-bf16": 2, "ours-int8": 1}  # per step weight; fp32 otherwise
 SIZES = {
     "small": {"d_model": 256, "encoder_layers": 2, "decoder_layers": 4, "encoder_attention_heads": 4,
               "decoder_attention_heads": 4, "encoder_ffn_dim": 1024, "decoder_ffn_dim": 1024},
+    "78m": {"d_model": 512, "encoder_layers": 4, "decoder_layers": 6, "encoder_attention_heads": 8,
+            "decoder_attention_heads": 8, "encoder_ffn_dim": 2048, "decoder_ffn_dim": 2048},
     "full": {},
 }  # fmt: skip
 CLIP_FRAMES = 20  # 5 s at 4 fps -> 430 codec frames -> 861 decoder steps
 CLIP_STEPS = 861
-READ_BANDWIDTH = 25.8e9  # bytes/s, sequential read measured on the development machine
+CLIP_CODEC_FRAMES = 430
+
+
+def _to_dtype(name: str) -> Callable:
+    def prepare(model):
+        import torch
+
+        return model.to(getattr(torch, name))
+
+    return prepare
+
+
+def _int8(model):
+    from visage_hf.models.quantization import quantize_decoder
+
+    return quantize_decoder(model)
+
+
+@contextmanager
+def _without_plain_stacking():
+    """Generation as before the plain stacked layout: packed weights only where oneDNN has kernels."""
+    from visage_hf.models.encoder_decoder import PackedLinear
+
+    applies = PackedLinear.applies
+    PackedLinear.applies = staticmethod(PackedLinear.supports)
+    try:
+        yield
+    finally:
+        PackedLinear.applies = staticmethod(applies)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One generation variant: how its model is prepared, and how many bytes it reads per step weight."""
+
+    name: str
+    reference: bool = False  # the original-style loop instead of `VisageForFOA.generate`
+    prepare: Callable | None = None  # model -> model (a dtype cast, a quantization); None keeps fp32
+    bytes_per_weight: float = 4.0
+    generate_kwargs: dict = field(default_factory=dict)
+    context: Callable | None = None  # () -> context manager around each call (to time a path switched off)
+
+
+VARIANTS = {
+    variant.name: variant
+    for variant in (
+        Variant("reference", reference=True),
+        Variant("ours"),
+        Variant("ours-bf16", prepare=_to_dtype("bfloat16"), bytes_per_weight=2.0),
+        Variant(
+            "ours-int8", prepare=_int8, bytes_per_weight=1.0
+        ),  # dtype="int8": visage_hf.models.quantization
+        # Not run by default: bf16 without the plain stacked layout (as on AVX2 CPUs before it existed).
+        Variant(
+            "ours-bf16-unstacked",
+            prepare=_to_dtype("bfloat16"),
+            bytes_per_weight=2.0,
+            context=_without_plain_stacking,
+        ),
+    )
+}
+DEFAULT_VARIANTS = ("reference", "ours", "ours-bf16", "ours-int8")
 
 
 def _reset_peak_rss() -> None:
@@ -70,10 +138,25 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def step_weight_count(config) -> int:
-    """Parameters one decoder step must read (cross-attention k/v are computed once and cached)."""
+def live_heads(step: int, num_frames: int) -> list[int]:
+    """The original's head lists: step 0 [0]; odd steps W fine + Y/Z/X coarse; even steps the rest; last step
+    without W coarse."""
+    odd = [j for j in range(1, 36) if j < 9 or j % 9 == 0]
+    even = [0] + [j for j in range(1, 36) if not (j < 9 or j % 9 == 0)]
+    if step == 0:
+        return [0]
+    if step == 2 * num_frames:
+        return even[1:]
+    return odd if step % 2 else even
+
+
+def step_weight_count(config) -> float:
+    """Parameters one decoder step must read: the layers' step weights (cross-attention k/v are computed once
+    and cached) and the live heads, averaged over the steps of a 5-s clip."""
     d, ffn = config.d_model, config.decoder_ffn_dim
-    return config.decoder_layers * (6 * d * d + 2 * d * ffn)
+    layers = config.decoder_layers * (6 * d * d + 2 * d * ffn)
+    heads = sum(len(live_heads(step, CLIP_CODEC_FRAMES)) for step in range(CLIP_STEPS)) / CLIP_STEPS
+    return layers + heads * d * config.codebook_size
 
 
 def build(size: str):
@@ -91,24 +174,13 @@ def build(size: str):
     return model, clip, energy, direction
 
 
-def live_heads(step: int, num_frames: int) -> list[int]:
-    """The original's head lists: step 0 [0]; odd steps W fine + Y/Z/X coarse; even steps the rest; last step
-    without W coarse."""
-    odd = [j for j in range(1, 36) if j < 9 or j % 9 == 0]
-    even = [0] + [j for j in range(1, 36) if not (j < 9 or j % 9 == 0)]
-    if step == 0:
-        return [0]
-    if step == 2 * num_frames:
-        return even[1:]
-    return odd if step % 2 else even
-
-
-def reference_generate(model, clip, energy, direction, num_frames, all_heads, scale=2.5, top_k=256):
-    """One decoder call per branch per step, separate caches, per-head CFG and multinomial (original style)."""
+def reference_generate(model, clip, energy, direction, num_frames, scale=2.5, top_k=256, on_step=None):
+    """The original `generate_cfg` (do_sample) over our modules: a decoder call per branch per step with its
+    own cache, the live heads one by one per branch, CFG per head, top-k and a multinomial per head."""
     import torch
     from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 
-    batch = clip.shape[0]
+    batch, pad = clip.shape[0], model.config.code_pad_id
     encoder, decoder = model.model.encoder, model.model.decoder
     conditional = encoder(clip, energy, direction)
     null = model.apply_null_conditions(
@@ -116,58 +188,81 @@ def reference_generate(model, clip, energy, direction, num_frames, all_heads, sc
     )
     unconditional = encoder(*null)
     caches = [EncoderDecoderCache(DynamicCache(), DynamicCache()) for _ in range(2)]
-    row = torch.full((batch, 1, 36), 1024, device=clip.device)
+    row = torch.full((batch, 1, 36), pad, device=clip.device)
     rows = []
     for step in range(2 * num_frames + 1):
         hidden = [
-            decoder(decoder.embed(row, step), states, cache=cache, past_length=step)[:, -1]
+            decoder(decoder.embed(row, step), states, cache=cache, past_length=step)
             for states, cache in zip((conditional, unconditional), caches)
         ]
         heads = live_heads(step, num_frames)
-        computed = range(36) if all_heads else heads
-        logits = {j: (model.heads[j](hidden[0]), model.heads[j](hidden[1])) for j in computed}
-        row = torch.full((batch, 1, 36), 1024, device=clip.device)
-        for j in heads:
-            cond, uncond = logits[j]
-            logit = cond + (cond - uncond) * scale
+        logits = {j: (model.heads[j](hidden[0]), model.heads[j](hidden[1])) for j in heads}
+        columns = []
+        for j in range(36):
+            if j not in logits:
+                columns.append(torch.full((batch, 1), pad).to(clip.device))
+                continue
+            cond, uncond = (logit[:, -1:] for logit in logits[j])
+            logit = (cond + (cond - uncond) * scale).squeeze(1)
             logit = logit.masked_fill(logit < torch.topk(logit, top_k)[0][..., -1, None], float("-inf"))
-            row[:, 0, j] = torch.multinomial(logit.softmax(-1), 1)[:, 0]
+            columns.append(torch.multinomial(logit.softmax(-1), num_samples=1))
+        row = torch.stack(columns, dim=-1)
         rows.append(row)
+        if on_step is not None:
+            on_step()
     return torch.cat(rows, dim=1)
 
 
+class StepClock:
+    """Timestamps once per decoder step: called by the reference loop, or as the last logits processor."""
+
+    def __init__(self):
+        self.stamps: list[float] = []
+
+    def __call__(self, input_ids=None, scores=None):
+        self.stamps.append(time.perf_counter())
+        return scores
+
+    def step_seconds(self) -> list[float]:
+        """Seconds per step, as the mean of each pair of consecutive steps (the pattern alternates between 11 and
+        25 live heads); the first step (encoder, weight packing) is left out."""
+        deltas = [later - earlier for earlier, later in zip(self.stamps[1:], self.stamps[2:])]
+        return [(a + b) / 2 for a, b in zip(deltas[::2], deltas[1::2])]
+
+
 class Runner:
-    """One variant ready to run: the model in the variant's dtype, on the device, with its conditions."""
+    """One variant ready to run: its prepared model on the device, with its conditions."""
 
-    def __init__(self, variant: str, model, conditions, device: str):
-        import torch
-
+    def __init__(self, variant: Variant, model, conditions, device: str):
         self.variant = variant
-        if variant == "ours-bf16":
-            model = model.to(torch.bfloat16)
-        elif variant == "ours-int8":
-            from visage_hf.models.quantization import quantize_decoder
-
-            model = quantize_decoder(model)
+        if variant.prepare is not None:
+            model = variant.prepare(model)
         self.model = model.to(device)
         self.conditions = [tensor.to(device) for tensor in conditions]
         self.device = device
 
-    def __call__(self, num_frames: int) -> float:
-        """Seconds to generate ``num_frames`` frames (2·frames + 1 decoder steps)."""
+    def __call__(self, num_frames: int) -> tuple[float, list[float]]:
+        """(seconds for the call, seconds per step) generating ``num_frames`` frames (2·frames + 1 steps)."""
         import torch
+        from transformers import LogitsProcessorList
 
+        clock = StepClock()
         self._synchronize()
         start = time.perf_counter()
-        with torch.inference_mode():
-            if self.variant.startswith("reference"):
-                reference_generate(
-                    self.model, *self.conditions, num_frames, all_heads=self.variant == "reference"
-                )
+        context = self.variant.context() if self.variant.context else nullcontext()
+        with torch.inference_mode(), context:
+            if self.variant.reference:
+                reference_generate(self.model, *self.conditions, num_frames, on_step=clock)
             else:
-                self.model.generate(*self.conditions, num_frames=num_frames, seed=0)
+                self.model.generate(
+                    *self.conditions,
+                    num_frames=num_frames,
+                    seed=0,
+                    logits_processor=LogitsProcessorList([clock]),
+                    **self.variant.generate_kwargs,
+                )
         self._synchronize()
-        return time.perf_counter() - start
+        return time.perf_counter() - start, clock.step_seconds()
 
     def _synchronize(self) -> None:
         import torch
@@ -185,47 +280,60 @@ def prepare(size: str, batch: int, threads: int):
     return model, [tensor.expand(batch, *tensor.shape[1:]).contiguous() for tensor in conditions]
 
 
-def time_variants(variants, size, steps, device, batch, threads, repeats) -> dict[str, dict]:
-    """Interleaved timing (round-robin over variants, fastest of ``repeats`` rounds), so that a shared
-    machine's changing load affects every variant alike."""
+def _decile(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[len(ordered) // 10]
+
+
+def time_variants(variants, size, steps, device, batch, threads, repeats) -> tuple[dict, float, float]:
+    """Interleaved timing: ``repeats`` rounds over the variants, each round followed by a bandwidth probe.
+
+    Returns (per-variant results, step weights in parameters, best measured read bandwidth in bytes/s)."""
+    from machine import read_bandwidth
+
     model, conditions = prepare(size, batch, threads)
-    runners = {
-        v: Runner(v, copy.deepcopy(model) if v in STEP_WEIGHT_BYTES else model, conditions, device)
-        for v in variants
-    }
+    runners = {}
+    for name in variants:
+        variant = VARIANTS[name]
+        runners[name] = Runner(
+            variant, copy.deepcopy(model) if variant.prepare else model, conditions, device
+        )
     num_frames = (steps - 1) // 2
-    short_frames = 1  # 3 steps: mostly the fixed cost of a call
     for runner in runners.values():
-        runner(short_frames)  # warm-up
-    best = {v: {"short": float("inf"), "long": float("inf")} for v in variants}
+        runner(1)  # warm-up
+    calls = {name: [] for name in variants}
+    per_step = {name: [] for name in variants}
+    bandwidth = 0.0
     for _ in range(repeats):
-        for variant, runner in runners.items():
-            best[variant]["short"] = min(best[variant]["short"], runner(short_frames))
-            best[variant]["long"] = min(best[variant]["long"], runner(num_frames))
-    config = model.config
-    long_steps, short_steps = config.pattern_steps(num_frames), config.pattern_steps(short_frames)
+        for name, runner in runners.items():
+            seconds, step_seconds = runner(num_frames)
+            calls[name].append(seconds)
+            per_step[name] += step_seconds
+        bandwidth = max(bandwidth, read_bandwidth(repeats=3))
+    weights = step_weight_count(model.config)
     results = {}
-    for variant, times in best.items():
-        per_step = max(times["long"] - times["short"], 1e-9) / (long_steps - short_steps)
-        fixed = max(times["short"] - short_steps * per_step, 0.0)
-        clip_seconds = fixed + CLIP_STEPS * per_step
-        step_bytes = step_weight_count(config) * STEP_WEIGHT_BYTES.get(variant, 4)
-        results[variant] = {
-            "ms_per_step": 1e3 * per_step,
+    for name in variants:
+        median = statistics.median(per_step[name])
+        timed_steps = model.config.pattern_steps(num_frames)
+        fixed = max(min(calls[name]) - timed_steps * median, 0.0)
+        clip_seconds = fixed + CLIP_STEPS * median
+        results[name] = {
+            "ms_per_step": 1e3 * median,
+            "fast_ms_per_step": 1e3 * _decile(per_step[name]),
             "fixed_s": fixed,
             "clip_s": clip_seconds,
-            "codes_per_s": batch * 36 * 430 / clip_seconds,
-            "floor_ms": 1e3 * step_bytes / READ_BANDWIDTH,
+            "codes_per_s": batch * 36 * CLIP_CODEC_FRAMES / clip_seconds,
+            "floor_ms": 1e3 * weights * VARIANTS[name].bytes_per_weight / bandwidth,
         }
-    return results, step_weight_count(config) / 1e6
+    return results, weights, bandwidth
 
 
-def peak_memory(variant, size, steps, device, batch, threads, queue) -> None:
+def peak_memory(name, size, steps, device, batch, threads, queue) -> None:
     """Child process: build, run one generation of ``steps`` steps, report the peak memory."""
     import torch
 
     model, conditions = prepare(size, batch, threads)
-    runner = Runner(variant, model, conditions, device)
+    runner = Runner(VARIANTS[name], model, conditions, device)
     del model
     gc.collect()
     _reset_peak_rss()
@@ -234,62 +342,82 @@ def peak_memory(variant, size, steps, device, batch, threads, queue) -> None:
     queue.put((_peak_rss_mib(), gpu))
 
 
-def measure_memory(variant, size, steps, device, batch, threads) -> tuple[float, float | None]:
+def measure_memory(name, size, steps, device, batch, threads) -> tuple[float, float | None]:
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    process = context.Process(target=peak_memory, args=(variant, size, steps, device, batch, threads, queue))
+    process = context.Process(target=peak_memory, args=(name, size, steps, device, batch, threads, queue))
     process.start()
     result = queue.get()
     process.join()
     return result
 
 
+def print_table(size: str, results: dict, weights: float, bandwidth: float) -> None:
+    import os
+
+    reference = results.get("reference", next(iter(results.values())))
+    load = f"; load {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
+    print(
+        f"\n[{size}] step weights read per step: {weights / 1e6:.1f} M parameters; measured read bandwidth "
+        f"{bandwidth / 1e9:.1f} GB/s{load}"
+    )
+    print(
+        f"{'variant':20s} {'ms/step':>8s} {'fast ms':>8s} {'fixed s':>7s} {'s/clip':>7s} {'codes/s':>8s} "
+        f"{'speed-up':>8s} {'floor ms':>8s} {'x floor':>7s} {'fast x':>6s} {'peak RSS':>9s}"
+    )
+    for name, r in results.items():
+        memory = f"{r['peak_rss_mib']:7.0f} MiB" if "peak_rss_mib" in r else "      -"
+        if r.get("peak_gpu_mib") is not None:
+            memory += f"  GPU peak {r['peak_gpu_mib']:.0f} MiB"
+        print(
+            f"{name:20s} {r['ms_per_step']:8.1f} {r['fast_ms_per_step']:8.1f} {r['fixed_s']:7.2f} "
+            f"{r['clip_s']:7.1f} {r['codes_per_s']:8.0f} {reference['clip_s'] / r['clip_s']:7.2f}x "
+            f"{r['floor_ms']:8.1f} {r['ms_per_step'] / r['floor_ms']:6.2f}x "
+            f"{r['fast_ms_per_step'] / r['floor_ms']:5.2f}x {memory}"
+        )
+
+
 def main() -> None:
+    from machine import describe_capacity, gemm_flops, read_bandwidth
+
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--sizes", nargs="+", default=["small", "full"], choices=list(SIZES))
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
-    parser.add_argument("--steps", type=int, default=41, help="decoder steps to time (odd; 861 = a 5 s clip)")
+    parser.add_argument("--sizes", nargs="+", default=["78m", "full"], choices=list(SIZES))
+    parser.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--steps", type=int, default=61, help="decoder steps to time (odd; 861 = a 5 s clip)")
     parser.add_argument("--full", action="store_true", help="time all 861 steps of a 5 s clip")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    parser.add_argument("--repeats", type=int, default=2, help="timed rounds; each variant's fastest counts")
+    parser.add_argument("--repeats", type=int, default=2, help="interleaved rounds over the variants")
     parser.add_argument("--no-memory", action="store_true", help="skip the per-variant peak-memory runs")
     args = parser.parse_args()
     steps = CLIP_STEPS if args.full else max(5, args.steps | 1)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    print(describe_capacity(read_bandwidth(), gemm_flops()))
     print(
         f"joint guidance 2.5, top-k 256 sampling, batch {args.batch}, {steps} of {CLIP_STEPS} steps timed, "
-        f"{args.device}, torch threads: {args.threads or 'default'}"
+        f"{args.device}, torch threads: {args.threads or 'default'}, {args.repeats} interleaved rounds"
     )
     for size in args.sizes:
-        results, step_weights = time_variants(
+        results, weights, bandwidth = time_variants(
             args.variants, size, steps, args.device, args.batch, args.threads, args.repeats
         )
         if not args.no_memory:
-            for variant in args.variants:
-                memory = measure_memory(variant, size, steps, args.device, args.batch, args.threads)
-                results[variant]["peak_rss_mib"], results[variant]["peak_gpu_mib"] = memory
-        reference = results.get("reference", next(iter(results.values())))
-        print(f"\n[{size}] decoder step weights: {step_weights:.1f} M parameters")
-        print(
-            f"{'variant':16s} {'ms/step':>8s} {'fixed s':>7s} {'s/clip':>7s} {'codes/s':>8s} {'speed-up':>8s} "
-            f"{'floor ms':>8s} {'x floor':>7s} {'peak RSS':>9s}"
-        )
-        for variant, r in results.items():
-            memory = f"{r['peak_rss_mib']:7.0f} MiB" if "peak_rss_mib" in r else "      -"
-            if r.get("peak_gpu_mib") is not None:
-                memory += f"  GPU peak {r['peak_gpu_mib']:.0f} MiB"
-            print(
-                f"{variant:16s} {r['ms_per_step']:8.1f} {r['fixed_s']:7.2f} {r['clip_s']:7.1f} "
-                f"{r['codes_per_s']:8.0f} {reference['clip_s'] / r['clip_s']:7.2f}x "
-                f"{r['floor_ms']:8.1f} {r['ms_per_step'] / r['floor_ms']:6.1f}x {memory}"
-            )
+            for name in args.variants:
+                memory = measure_memory(name, size, steps, args.device, args.batch, args.threads)
+                results[name]["peak_rss_mib"], results[name]["peak_gpu_mib"] = memory
+        print_table(size, results, weights, bandwidth)
     print(
-        "\nms/step: marginal cost of a decoder step (long run minus a 3-step run); fixed s: per-call cost;\n"
-        "s/clip: fixed + 861 steps = 5 s of audio; speed-up: reference s/clip over s/clip, same run;\n"
-        "floor: step weights / 25.8 GB/s (CPU); on a GPU, real-time factor = s/clip / 5 and clips/s = batch / s/clip."
+        "\nms/step: median decoder step (pairs of steps, first left out); fast ms: fastest decile of steps;\n"
+        "fixed s: per-call cost outside the steps; s/clip: fixed + 861 median steps = 5 s of audio;\n"
+        "speed-up: reference s/clip over s/clip, same run; floor: step weights x bytes per weight / measured\n"
+        "read bandwidth (best probe of the run); x floor: ms/step / floor; fast x: fast ms / floor (CPU).\n"
+        "On a GPU, real-time factor = s/clip / 5 and clips/s = batch / s/clip."
     )
 
 

@@ -1,11 +1,18 @@
 """What machine a benchmark ran on: CPU model, instruction sets, cores, load. Every script in benchmarks/ prints it
 first, so no number is read without its CPU (speeds on an AVX2-only CPU without native bf16 say nothing about a
-CPU with AVX-512/AMX, and a shared machine is slower than an idle one)."""
+CPU with AVX-512/AMX, and a shared machine is slower than an idle one).
+
+It also measures the machine in the same run as the benchmark, so that a speed can be given as a multiple of what
+this machine allows: `read_bandwidth` (bytes/s a torch reduction streams from memory) and `gemm_flops` (fp32
+floating-point operations per second of a square matrix product) -- the two floors of a decoding step (memory-bound
+at batch 1) and of batched or training work (compute-bound).
+"""
 
 from __future__ import annotations
 
 import os
 import platform
+import time
 from pathlib import Path
 
 # Instruction-set flags (Linux /proc/cpuinfo names) that change the speed of our kernels.
@@ -60,5 +67,45 @@ def describe_machine() -> str:
     return "; ".join(parts)
 
 
+def _fastest(function, repeats: int) -> float:
+    """Seconds of the fastest of ``repeats`` calls, after one warm-up (the least disturbed by other processes)."""
+    function()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def read_bandwidth(megabytes: int = 512, repeats: int = 5, dtype: str = "float32") -> float:
+    """Bytes per second read by a sum over a ``megabytes`` buffer (far larger than any CPU cache, so every
+    byte comes from memory), fastest of ``repeats``: the rate a decoding step can stream its weights at best."""
+    import torch
+
+    element = torch.empty((), dtype=getattr(torch, dtype)).element_size()
+    buffer = torch.ones(megabytes * 2**20 // element, dtype=getattr(torch, dtype))
+    seconds = _fastest(buffer.sum, repeats)
+    return buffer.numel() * element / seconds
+
+
+def gemm_flops(size: int = 2048, repeats: int = 3) -> float:
+    """Floating-point operations per second of a ``size``² fp32 matrix product (2·size³ per product), fastest
+    of ``repeats``: the compute ceiling of the torch threads this process uses."""
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    left, right = (torch.randn(size, size, generator=generator) for _ in range(2))
+    out = torch.empty(size, size)
+    seconds = _fastest(lambda: torch.mm(left, right, out=out), repeats)
+    return 2 * size**3 / seconds
+
+
+def describe_capacity(bandwidth: float, flops: float) -> str:
+    """One line with the measured floors, e.g. ``measured: memory read 14.1 GB/s; fp32 GEMM 145 GFLOP/s``."""
+    return f"measured: memory read {bandwidth / 1e9:.1f} GB/s; fp32 GEMM {flops / 1e9:.0f} GFLOP/s"
+
+
 if __name__ == "__main__":
     print(describe_machine())
+    print(describe_capacity(read_bandwidth(), gemm_flops()))

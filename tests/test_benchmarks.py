@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
@@ -24,6 +26,42 @@ def test_machine_line_names_the_cpu_and_its_isa():
     model, flags = module._cpuinfo()
     if Path("/proc/cpuinfo").exists():
         assert model in line and all(flag in line for flag in flags)
+
+
+def _load_benchmark(name: str):
+    import sys
+
+    sys.path.insert(0, str(BENCHMARKS))  # generate.py imports its sibling machine.py
+    try:
+        spec = importlib.util.spec_from_file_location(f"benchmark_{name}", BENCHMARKS / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # its dataclasses look their module up
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    return module
+
+
+def test_generation_floor_counts_the_weights_a_step_reads(tiny_model):
+    """The floor's parameter count equals the decoder's step-weight tensors (self-attention q/k/v/o,
+    cross-attention q/o, fc1, fc2), counted on a built model, plus the live heads of the pattern's steps, counted
+    from the canvas `generate` fills (an independent source of which heads are live)."""
+    from visage_hf.models.generation import build_code_canvas, stream_schedule
+
+    generate = _load_benchmark("generate")
+    config = tiny_model.config
+    layer_weights = 0
+    for layer in tiny_model.model.decoder.layers:
+        attention, cross = layer.self_attn, layer.encoder_attn
+        step_linears = [attention.q_proj, attention.k_proj, attention.v_proj, attention.out_proj]
+        step_linears += [cross.q_proj, cross.out_proj, layer.fc1, layer.fc2]
+        layer_weights += sum(linear.weight.numel() for linear in step_linears)
+    canvas = build_code_canvas(config.code_pattern, 1, generate.CLIP_CODEC_FRAMES, config.code_pad_id)
+    schedule = stream_schedule(canvas)
+    assert len(schedule) == generate.CLIP_STEPS
+    live = sum(len(streams) for streams in schedule) / len(schedule)
+    head_weights = live * tiny_model.heads[0].weight.numel()
+    assert generate.step_weight_count(config) == pytest.approx(layer_weights + head_weights, rel=1e-12)
 
 
 def test_gpu_check_runs_end_to_end_on_a_smoke_model(capsys):

@@ -323,17 +323,32 @@ def test_check_request_refuses_bad_values(media, limits, overrides, message):
     assert message in str(caught.value)
 
 
-def test_check_request_refuses_an_upload_over_the_size_limit(tmp_path, limits):
-    large = tmp_path / "large.mp4"
-    large.write_bytes(b"\0" * (limits.max_upload_mb * 2**20 + 1))
+def test_check_request_refuses_an_upload_over_the_size_limit_before_decoding(tmp_path, limits, monkeypatch):
+    import av
+
+    from visage_hf.video import io as video_io
+
+    # A real video just over the limit (an MP4 of random pixels), so only the size check can refuse it.
+    large = moving_object_video(tmp_path / "large.mp4", seconds=0.5, fps=8, width=64, height=48)
+    with open(large, "ab") as padding:
+        padding.write(np.random.default_rng(0).bytes(limits.max_upload_mb * 2**20))
+    opened = []
+    monkeypatch.setattr(av, "open", lambda *args, **kwargs: opened.append(args) or pytest.fail("decoded"))
+    monkeypatch.setattr(
+        video_io, "probe", lambda *args, **kwargs: opened.append(args) or pytest.fail("probed")
+    )
     with pytest.raises(logic.DemoError, match="accepts up to 1 MB"):
         _check(large, limits)
+    assert opened == []
 
 
 def test_limits_from_environment(monkeypatch):
     monkeypatch.setenv("VISAGE_MAX_CLIP_SECONDS", "4")
     monkeypatch.setenv("VISAGE_MAX_UPLOAD_MB", "20")
+    monkeypatch.setenv("VISAGE_KEEP_SECONDS", "60")
     limits = logic.DemoLimits.from_env()
+    # Gradio deletes cached files older than 60 s every 30 s: none lives past 90 s.
+    assert limits.keep_seconds == 60 and limits.delete_cache == (30, 60)
     assert (limits.max_clip_seconds, limits.max_upload_mb, limits.max_file_size) == (4.0, 20, "20mb")
     assert "up to 20 MB" in limits.describe() and "to 4 s of audio" in limits.describe()
     monkeypatch.setenv("VISAGE_MAX_CLIP_SECONDS", "lots")
@@ -382,3 +397,22 @@ def test_prune_outputs_removes_only_old_runs(tmp_path):
     os.utime(other, (past, past))
     assert logic.prune_outputs(tmp_path, max_age_seconds=3600) == 1
     assert not old.exists() and new.exists() and other.exists()
+
+
+def test_outputs_stay_in_the_output_folder_whatever_the_upload_is_called(tmp_path):
+    """The upload's name reaches the page, never a path we write: every file a generation makes is inside
+    a fresh folder of ``output_root``, under fixed names."""
+    from visage_hf.pipelines.pipeline_visage import build_tiny_random_pipeline
+
+    uploads = tmp_path / "gradio" / "0123abcd"
+    uploads.mkdir(parents=True)
+    video = moving_object_video(uploads / "..mp4", seconds=1.0, fps=8, width=64, height=48)
+    named = f"{uploads}/../0123abcd/..mp4"  # a path with a `..` step, to a file named `..mp4`
+    output_root = tmp_path / "outputs"
+    before = {path for path in tmp_path.rglob("*") if path.is_file()}
+    request, _ = _check(named, logic.DemoLimits(), duration=0.5)
+    result = logic.run_generation(build_tiny_random_pipeline(), request, output_root)
+    made = {path for path in tmp_path.rglob("*") if path.is_file()} - before
+    assert made and all(path.resolve().is_relative_to(result.folder.resolve()) for path in made), made
+    assert result.folder.parent == output_root and video.is_file()
+    assert all(".." not in path.name for path in made), made

@@ -9,6 +9,7 @@ import shutil
 import numpy as np
 import pytest
 import soundfile as sf
+from scipy.signal import resample_poly
 
 from visage_hf.audio.foa import direction_from_intensity, encode
 from visage_hf.commands import generate as cli
@@ -94,11 +95,18 @@ def test_generate_12_s_through_the_windowed_path(model_dir, video, tmp_path, cap
 def test_generate_short_clip_at_48_khz_from_the_env_model(video, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv(cli.MODEL_ENV, "tiny-random")
     out = tmp_path / "out"
-    assert _generate(video, out, "--duration", "0.7", "--sample-rate", "48000") == 0
+    assert _generate(video, out, "--duration", "0.7", "--sample-rate", "48000", "--seed", "5") == 0
     assert "noise" in capsys.readouterr().err  # the tiny random model says what it is
     foa, rate, _ = _read_wav(out / "foa_ambix.wav")
     binaural, _, _ = _read_wav(out / "binaural.wav")
     assert rate == 48000 and foa.shape == (4, round(0.7 * 48000)) and binaural.shape == (2, foa.shape[1])
+    # The content, not only the length: the model's 44.1 kHz output resampled by scipy (issue 13, weakness 9).
+    model_rate = VisagePipeline(**tiny_random_components())(
+        video, 30.0, 10.0, duration=0.7, seed=5, progress=False
+    )
+    reference = resample_poly(model_rate.audio[0].astype(np.float64), 160, 147, axis=-1)[:, : foa.shape[1]]
+    peak = np.abs(reference).max()
+    assert peak > 1e-3 and np.abs(foa - reference).max() <= 1e-4 * peak  # relative: a 10 % error fails
 
 
 def test_generate_from_a_360_video_crops_it_and_keeps_it_360(tmp_path, capsys):

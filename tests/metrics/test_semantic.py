@@ -369,3 +369,50 @@ def test_passt_missing_package_gives_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "hear21passt.base", None)
     with pytest.raises(ImportError, match="hear21passt"):
         PasstClassifier.from_hear21passt()
+
+
+def test_semantic_summary_equals_the_formulas_restated_here():
+    """Issue 13, weakness 8: the dataset scores against the published definitions written out in the test, not
+    the package's own FAD/KL functions. FAD (Kilgour et al.): ‖μ_p − μ_t‖² + tr(Σ_p + Σ_t − 2(Σ_p Σ_t)^½) over
+    the frames of every clip pooled (unbiased covariance); KLD: the mean over clips of KL(softmax(target) ‖
+    softmax(prediction)); the _avg columns: the mean over the channels W, Y, Z, X (not the decoded view)."""
+    from scipy.linalg import sqrtm
+    from scipy.special import rel_entr, softmax
+
+    views = ("dec", "w", "y", "z", "x")  # the decoded mono view and the four channels
+    rng = np.random.default_rng(11)
+    clips = []
+    for index in range(3):  # each view its own offsets and spreads, clips of different lengths
+        clip = {}
+        for shift, view in enumerate(views):
+            frames = 6 + 2 * index
+            clip[f"embedding/{view}/target"] = rng.standard_normal((frames, 4))
+            clip[f"embedding/{view}/prediction"] = 0.5 * shift + (1 + 0.3 * shift) * rng.standard_normal(
+                (frames, 4)
+            )
+            clip[f"logits/{view}/target"] = 2 * rng.standard_normal(7)
+            clip[f"logits/{view}/prediction"] = 2 * rng.standard_normal(7)
+        clips.append(clip)
+
+    def fad(prediction, target):
+        mu_p, mu_t = prediction.mean(0), target.mean(0)
+        cov_p, cov_t = np.cov(prediction.T, ddof=1), np.cov(target.T, ddof=1)
+        return float(np.sum((mu_p - mu_t) ** 2) + np.trace(cov_p + cov_t - 2 * np.real(sqrtm(cov_p @ cov_t))))
+
+    def pooled(view, side):
+        return np.concatenate([clip[f"embedding/{view}/{side}"] for clip in clips])
+
+    expected = {}
+    for view in views:
+        expected[f"fad_{view}"] = fad(pooled(view, "prediction"), pooled(view, "target"))
+        expected[f"kld_{view}"] = np.mean([
+            rel_entr(softmax(clip[f"logits/{view}/target"]), softmax(clip[f"logits/{view}/prediction"])).sum()
+            for clip in clips
+        ])  # fmt: skip
+    for metric in ("fad", "kld"):
+        expected[f"{metric}_avg"] = np.mean([expected[f"{metric}_{view}"] for view in "wyzx"])
+    summary = semantic_summary(clips)
+    assert summary.keys() == expected.keys()
+    for name, value in expected.items():
+        assert summary[name] == pytest.approx(value, rel=1e-9), name
+    assert len({round(value, 6) for value in expected.values()}) == len(expected)  # every score distinct

@@ -41,15 +41,20 @@ def test_packed_linear_equals_stacked_f_linear(rows, activation):
 @requires_packing
 def test_packed_linear_takes_any_leading_shape_and_bfloat16(tiny_model, make_conditions, monkeypatch):
     if not PackedLinear.supports(torch.zeros(1, dtype=torch.bfloat16)):
-        # No native bf16 (e.g. AVX2-only CPUs): bf16 generation must take the plain path, never pack.
-        # (Its numerics against fp32: test_generation.py::test_bfloat16_logits_match_float32.)
-        def refuse(*args, **kwargs):
-            raise AssertionError("PackedLinear built for bf16 weights on a CPU without bf16 oneDNN")
+        # No native bf16 (e.g. AVX2-only CPUs): bf16 generation must take the plain stacked layout, never
+        # oneDNN's. (Its numerics against fp32: test_generation.py::test_bfloat16_logits_match_float32.)
+        built = []
+        original_init = PackedLinear.__init__
 
-        monkeypatch.setattr(PackedLinear, "__init__", refuse)
+        def record(self, *args, **kwargs):
+            original_init(self, *args, **kwargs)
+            built.append(self.onednn)
+
+        monkeypatch.setattr(PackedLinear, "__init__", record)
         clip, energy, direction = make_conditions(tiny_model.config, batch=1, frames=1)
         codes = tiny_model.to(torch.bfloat16).generate(clip, energy, direction, do_sample=False, num_frames=2)
         assert codes.shape[-1] == 2
+        assert built and not any(built)
         return
     (linear,) = _linears(1, 32, 16, torch.bfloat16)
     states = torch.randn(2, 5, 32, dtype=torch.bfloat16)
@@ -58,6 +63,26 @@ def test_packed_linear_takes_any_leading_shape_and_bfloat16(tiny_model, make_con
         expected = F.linear(states.float(), linear.weight.float(), linear.bias.float())
     assert result.shape == (2, 5, 16) and result.dtype == torch.bfloat16
     torch.testing.assert_close(result.float(), expected, rtol=1e-2, atol=1e-2)  # bf16 output rounding
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("activation", [None, "gelu"])
+def test_plain_layout_is_one_product_over_the_stacked_weight(monkeypatch, dtype, activation):
+    """Where oneDNN has no kernel (bf16 on AVX2-only CPUs), the stacked layers are one `F.linear` over their
+    weights concatenated in order (then the activation): the same numbers as the layers one by one."""
+    monkeypatch.setattr(PackedLinear, "supports", staticmethod(lambda weight: False))
+    linears = _linears(3, 48, 40, dtype)
+    packed = PackedLinear(linears, activation=activation)
+    assert not packed.onednn
+    states = torch.randn(2, 1, 48, dtype=dtype)
+    with torch.no_grad():
+        expected = torch.cat([linear(states) for linear in linears], dim=-1)
+        expected = expected if activation is None else F.gelu(expected)
+        result = packed(states)
+    assert result.dtype == dtype
+    torch.testing.assert_close(result, expected, rtol=1e-6, atol=1e-6)
+    single = PackedLinear(linears[:1])
+    assert single.weight.data_ptr() == linears[0].weight.data_ptr()  # one layer: read in place, no copy
 
 
 def test_packed_linear_refuses_mixed_bias_and_unknown_activation():

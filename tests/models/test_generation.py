@@ -150,6 +150,21 @@ def test_batched_branches_equal_separate_passes(tiny_model, make_conditions, gui
     assert torch.equal(ours, reference)
 
 
+@pytest.mark.parametrize("guidance", ["joint", "dual"])
+def test_plain_stacked_fast_path_gives_the_eager_greedy_codes(
+    tiny_model, make_conditions, monkeypatch, guidance
+):
+    """Where oneDNN has no kernel for the dtype, generate still reads stacked weights (q/k/v, live heads, code
+    tables) in inference mode with a preallocated cache; in fp32 its greedy codes equal the eager loop's."""
+    from visage_hf.models.encoder_decoder import PackedLinear
+
+    monkeypatch.setattr(PackedLinear, "supports", staticmethod(lambda weight: False))
+    clip, energy, direction = make_conditions(tiny_model.config, batch=2, frames=1, seed=5)
+    ours = tiny_model.generate(clip, energy, direction, guidance=guidance, do_sample=False, num_frames=4)
+    reference = reference_generate(tiny_model, clip, energy, direction, 4, guidance, 2.5, 2.5)
+    assert torch.equal(ours, reference)
+
+
 def test_mono_guidance_equals_separate_passes(tiny_mono_model, make_conditions):
     clip, _, _ = make_conditions(tiny_mono_model.config, batch=2, frames=1)
     ours = tiny_mono_model.generate(clip, guidance="joint", guidance_scale=3.0, do_sample=False, num_frames=4)

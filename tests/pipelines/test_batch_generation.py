@@ -121,7 +121,9 @@ def _to_output_rate(foa: np.ndarray) -> np.ndarray:
 
 
 def _reference_from_features(pipe, features_dir: Path, clip: str, seed: int = 0) -> np.ndarray:
-    """The clip alone through the model's own sampler, seeded with SHA-256 of '<seed>/<clip>' (restated)."""
+    """The clip alone, by a naive loop over the model's public pieces (issue 13, weakness 8: not the pipeline's
+    window loop or decoder): `VisageForFOA.generate` seeded with SHA-256 of '<seed>/<clip>' (restated), each
+    ambisonic channel's codes through transformers' `DacModel.decode`, cut to the clip, scipy's resample_poly."""
     with np.load(features_dir / f"{clip}.npz") as data:
         features, energy = (
             torch.from_numpy(data[key].astype(np.float32))[None] for key in ("clip_features", "energy_map")
@@ -130,12 +132,14 @@ def _reference_from_features(pipe, features_dir: Path, clip: str, seed: int = 0)
     direction = torch.from_numpy(model_direction_vector(meta["elevation_index"], meta["azimuth_index"]))[None]
     clip_seed_value = int.from_bytes(hashlib.sha256(f"{seed}/{clip}".encode()).digest()[:8], "big") % 2**63
     num_samples = round(features.shape[1] / FPS * MODEL_RATE)
-    plan = pipe.plan_windows(num_samples)
-    assert len(plan) == 1
     codes = pipe.foa_model.generate(
         features, energy, direction, seed=clip_seed_value, num_frames=math.ceil(num_samples / 512)
-    )
-    return _to_output_rate(pipe.decode(codes, plan, round(0.05 * MODEL_RATE), progress=False)[0])
+    )[0]  # (channels, codebooks, frames)
+    with torch.no_grad():
+        channels = [
+            pipe.codec.decode(audio_codes=codes[c][None]).audio_values[0, :num_samples] for c in range(4)
+        ]
+    return _to_output_rate(torch.stack(channels).numpy())
 
 
 @pytest.fixture(scope="module")
@@ -187,7 +191,8 @@ def test_each_clip_in_a_batch_equals_that_clip_generated_alone(single_run, featu
     for clip, frames, _, _ in CLIPS:
         reference = _reference_from_features(pipe, features_dir, clip)
         assert outputs[clip].shape == (4, round(frames / FPS * OUT_RATE)) == reference.shape
-        np.testing.assert_array_equal(outputs[clip], reference, err_msg=clip)
+        peak = np.abs(reference).max()
+        assert np.abs(outputs[clip] - reference).max() <= 1e-5 * peak, clip  # relative: a 10 % error fails
     same_length = [outputs[c[0]] for c in CLIPS if c[1] == 2]
     assert not np.array_equal(same_length[0], same_length[1])  # clips differ: a constant output would fail
     assert _failed(single_run) == {"missing_0": ("input", f"not found in {features_dir}")}

@@ -57,6 +57,7 @@ DEFAULT_SETTINGS = {
     "top_k": DEFAULT_GENERATION_SETTINGS["top_k"],
     "temperature": 1.0,
 }
+SILENT_NOTE = "The generated audio is silent (every sample zero): the energy map marks no loudest direction."
 GUIDANCE_SCALE_RANGE = (0.0, 10.0)
 TOP_K_RANGE = (0, 1024)  # 0 switches top-k off
 TEMPERATURE_RANGE = (0.05, 2.0)
@@ -88,12 +89,15 @@ def _env_number(name: str, default: float) -> float:
 class DemoLimits:
     """What the app accepts. ``max_clip_seconds`` bounds the audio generated per request (the pipeline
     itself has no limit; `visage generate` is the way to long clips), ``max_video_seconds`` the uploaded
-    video, ``max_upload_mb`` its size (also given to Gradio's ``max_file_size``)."""
+    video, ``max_upload_mb`` its size (also given to Gradio's ``max_file_size``, which refuses a larger upload
+    before it is stored). ``keep_seconds``: how long results and uploads stay on disk (our run folders, and
+    Gradio's cache through ``delete_cache``), so the temporary folders hold at most that much traffic."""
 
     max_upload_mb: int = 100
     max_video_seconds: float = 300.0
     max_clip_seconds: float = 10.0
     min_clip_seconds: float = 0.5  # two video frames at the model's 4 fps
+    keep_seconds: float = 3600.0
 
     def __post_init__(self):
         if not (0 < self.min_clip_seconds <= self.max_clip_seconds <= self.max_video_seconds):
@@ -104,13 +108,21 @@ class DemoLimits:
 
     @classmethod
     def from_env(cls) -> DemoLimits:
-        """Defaults, overridden by ``VISAGE_MAX_UPLOAD_MB``, ``VISAGE_MAX_VIDEO_SECONDS`` and
-        ``VISAGE_MAX_CLIP_SECONDS``."""
+        """Defaults, overridden by ``VISAGE_MAX_UPLOAD_MB``, ``VISAGE_MAX_VIDEO_SECONDS``,
+        ``VISAGE_MAX_CLIP_SECONDS`` and ``VISAGE_KEEP_SECONDS``."""
         return cls(
             max_upload_mb=int(_env_number("VISAGE_MAX_UPLOAD_MB", cls.max_upload_mb)),
             max_video_seconds=_env_number("VISAGE_MAX_VIDEO_SECONDS", cls.max_video_seconds),
             max_clip_seconds=_env_number("VISAGE_MAX_CLIP_SECONDS", cls.max_clip_seconds),
+            keep_seconds=_env_number("VISAGE_KEEP_SECONDS", cls.keep_seconds),
         )
+
+    @property
+    def delete_cache(self) -> tuple[int, int]:
+        """Gradio's ``delete_cache`` ``(every, older than)``: cached files go ``keep_seconds`` after they were
+        made, within at most half that again."""
+        keep = max(1, round(self.keep_seconds))
+        return max(1, keep // 2), keep
 
     @property
     def max_file_size(self) -> str:
@@ -486,6 +498,8 @@ def run_generation(
         f"{direction}, in {len(result.windows)} window(s) and {time.monotonic() - began:.1f} s. "
         f"Seed **{request.seed}**{' (random)' if request.random_seed else ''}."
     )
+    if files.silent:
+        summary += " " + SILENT_NOTE
     _report(progress, 1.0, "done")
     return DemoResult(
         folder=folder,
@@ -496,6 +510,7 @@ def run_generation(
         overlay_video=overlay,
         seed=request.seed,
         summary=summary,
+        notes=[SILENT_NOTE] if files.silent else [],
     )
 
 

@@ -153,7 +153,8 @@ def add_generate_command(subparsers) -> None:
         "binaural.wav (headphone preview, turned so the camera direction is in front), spatial.mp4 (the "
         "video segment with the FOA as a 4-channel AAC track + SA3D spatial-audio box; 360° input keeps the "
         "world frame and gets spherical metadata), spatial_360.mp4 (field-of-view input: the clip painted on a 360° "
-        "sphere, for head-tracked playback on YouTube) and energy_map.png. Files appear only when all are written; "
+        "sphere, for head-tracked playback on YouTube) and energy_map.png (a silent result is written too, and said: its "
+        "energy map marks no loudest direction). Files appear only when all are written; "
         "earlier outputs in OUT are replaced only with --overwrite. 'visage generate-batch' shares the model "
         "and sampling options.",
     )
@@ -320,5 +321,13 @@ def run_generate(args: argparse.Namespace) -> int:
             f"wrote {files.video_360}: the clip painted on a 360° sphere at the camera direction, world-frame FOA, "
             "spherical metadata: upload this one to YouTube for head-tracked spatial audio"
         )
-    print(f"wrote {files.energy_map}: energy map of the generated FOA (× = loudest direction, ○ = camera)")
+    if files.silent:
+        print(
+            f"wrote {files.energy_map}: energy map of the generated FOA, which is silent (every sample zero): no "
+            "loudest direction to mark (○ = camera)"
+        )
+    else:
+        print(
+            f"wrote {files.energy_map}: energy map of the generated FOA (× = loudest direction, ○ = camera)"
+        )
     return 0

@@ -27,16 +27,21 @@ _ONEDNN_LINEAR = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise"
 
 
 class PackedLinear:
-    """An inference-only copy of one or more Linear layers (stacked along the output), laid out for oneDNN.
+    """An inference-only copy of one or more Linear layers (stacked along the output), laid out for decoding.
 
     Why: a decoding step multiplies a few rows (guidance branches × batch) by every step weight once, so it
-    costs the time to stream the weights from memory. `F.linear` on row-major ``(out, in)`` weights reads them
-    well below the memory bandwidth on CPU; this class uses oneDNN's inner product on a weight reordered once
-    into its blocked layout, given at least 3 rows -- with 1-2 rows it picks a slower schedule, so fewer rows
-    are padded with zero rows, which read no extra weights. Results equal `F.linear`'s (bit-identical in bf16,
-    within ~1e-6 relative in fp32). Each call also has a fixed cost, so (q, k, v) are stacked into one product and an exact GELU can run inside the product (``activation="gelu"``; in bf16 it
-    then acts on the fp32 accumulator, before rounding). The ops are torch's oneDNN linear ops (those
-    torch.compile's CPU freezing pass emits); see `supports`.
+    costs the time to stream the weights from memory, plus a fixed cost per product. Two layouts:
+
+    - oneDNN (`supports`: CPU, fp32, or bf16 where the CPU has native bf16): `F.linear` on row-major ``(out, in)``
+      weights reads them well below the memory bandwidth on CPU; oneDNN's inner product on a weight reordered
+      once into its blocked layout does better, given at least 3 rows -- with 1-2 rows it picks a slower
+      schedule, so fewer rows are padded with zero rows, which read no extra weights. Results equal
+      `F.linear`'s (bit-identical in bf16, within ~1e-6 relative in fp32). An exact GELU can run inside the
+      product (``activation="gelu"``; in bf16 it then acts on the fp32 accumulator, before rounding). The ops
+      are torch's oneDNN linear ops (those torch.compile's CPU freezing pass emits).
+    - plain (everything else, e.g. bf16 on AVX2-only CPUs, where oneDNN has no bf16 kernel): `F.linear` on the
+      stacked weight -- still one product instead of one per layer (q/k/v, the live heads), and no copy for a
+      single layer.
     """
 
     MIN_ROWS = 4
@@ -51,16 +56,27 @@ class PackedLinear:
         if any(has_bias) and not all(has_bias):
             raise ValueError("PackedLinear stacks Linear layers that all have a bias, or none")
         self.out_features = weight.shape[0]
+        biases = [linear.bias.detach() for linear in linears] if all(has_bias) else None
+        self.bias = None if biases is None else biases[0] if len(biases) == 1 else torch.cat(biases)
+        self.onednn = self.supports(weight)
+        if not self.onednn:
+            self.weight = weight
+            self._activation = None if activation is None else ACT2FN[activation]
+            return
         self.weight = torch.ops.mkldnn._reorder_linear_weight(weight, self.MIN_ROWS)
-        self.bias = torch.cat([linear.bias.detach() for linear in linears]) if all(has_bias) else None
         # oneDNN's (attr, scalars, algorithm): erf GELU is ("gelu", [], "none").
         self._post_op = ("none", [], "") if activation is None else (activation, [], "none")
         # Zero rows to append, shaped like a decoding step's input ``(rows, 1, in_features)``; read-only.
         self._padding = weight.new_zeros(self.MIN_ROWS - 1, 1, weight.shape[1])
 
     @staticmethod
+    def applies(weight: torch.Tensor) -> bool:
+        """Whether decoding reads ``weight`` through a `PackedLinear` (oneDNN or plain): floating weights on CPU."""
+        return weight.device.type == "cpu" and weight.is_floating_point()
+
+    @staticmethod
     def supports(weight: torch.Tensor) -> bool:
-        """Whether this torch build and CPU can pack ``weight`` (on CPU, fp32 or bf16)."""
+        """Whether this torch build and CPU can use oneDNN's layout for ``weight`` (on CPU, fp32 or bf16)."""
         if weight.device.type != "cpu" or weight.dtype not in (torch.float32, torch.bfloat16):
             return False
         if not torch.backends.mkldnn.is_available() or _ONEDNN_LINEAR is None:
@@ -72,6 +88,9 @@ class PackedLinear:
 
     def __call__(self, states: torch.Tensor) -> torch.Tensor:
         """``(..., in_features)`` -> ``(..., out_features)``."""
+        if not self.onednn:
+            projected = F.linear(states, self.weight, self.bias)
+            return projected if self._activation is None else self._activation(projected)
         rows = states.numel() // states.shape[-1]
         if rows >= self.MIN_ROWS:
             return _ONEDNN_LINEAR(states, self.weight, self.bias, *self._post_op)
@@ -85,7 +104,7 @@ def step_product(
     linears: Sequence[nn.Module], activation: str | None = None
 ) -> PackedLinear | StackedInt8Linear:
     """``linears`` stacked into one product for generation steps: int8 layers (`quantize_decoder`) as they are,
-    float layers packed for oneDNN."""
+    float layers as a `PackedLinear`."""
     if isinstance(linears[0], Int8WeightOnlyLinear):
         return StackedInt8Linear(linears, activation)
     return PackedLinear(linears, activation)
@@ -93,7 +112,16 @@ def step_product(
 
 def supports_step_products(linear: nn.Module) -> bool:
     """Whether `step_product` can stack ``linear`` on this device (int8 layers: always)."""
-    return isinstance(linear, Int8WeightOnlyLinear) or PackedLinear.supports(linear.weight)
+    return isinstance(linear, Int8WeightOnlyLinear) or PackedLinear.applies(linear.weight)
+
+
+def _dropout(states: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """`F.dropout`, skipped outright at inference (a decoding step would otherwise make ~4 no-op calls per layer)."""
+    return F.dropout(states, p=p, training=True) if training and p > 0 else states
+
+
+def _cast(states: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    return states if states.dtype == dtype else states.to(dtype)
 
 
 def _linear(owner: nn.Module, name: str, states: torch.Tensor) -> torch.Tensor:
@@ -140,7 +168,7 @@ class VisageAttention(nn.Module):
         batch, length, _ = hidden_states.shape
         compute_dtype = attention_dtype(hidden_states)
         if self.is_cross_attention:
-            query = self._split_heads(_linear(self, "q_proj", hidden_states)).to(compute_dtype)
+            query = _cast(self._split_heads(_linear(self, "q_proj", hidden_states)), compute_dtype)
             key, value = self._cross_key_value(key_value_states, cache, compute_dtype)
         else:
             query, key, value = (
@@ -158,23 +186,23 @@ class VisageAttention(nn.Module):
             dropout_p=self.dropout if self.training else 0.0,
             is_causal=is_causal,
         )
-        attended = attended.to(hidden_states.dtype).transpose(1, 2).reshape(batch, length, -1)
+        attended = _cast(attended, hidden_states.dtype).transpose(1, 2).reshape(batch, length, -1)
         return _linear(self, "out_proj", attended)
 
     def _query_key_value(self, hidden_states: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
         packed = self.packed_linears.get("qkv")
         if packed is None:
             projections = (self.q_proj, self.k_proj, self.v_proj)
-            return tuple(projection(hidden_states).to(dtype) for projection in projections)
-        return packed(hidden_states).to(dtype).chunk(3, dim=-1)  # one cast for the three
+            return tuple(_cast(projection(hidden_states), dtype) for projection in projections)
+        return _cast(packed(hidden_states), dtype).chunk(3, dim=-1)  # one cast for the three
 
     def _cross_key_value(self, encoder_states: torch.Tensor, cache: Cache | None, compute_dtype: torch.dtype):
         # The encoder states never change during generation: project them once, then reuse the cache.
         if isinstance(cache, EncoderDecoderCache) and cache.is_updated.get(self.layer_idx, False):
             layer = cache.cross_attention_cache.layers[self.layer_idx]
             return layer.keys, layer.values
-        key = self._split_heads(self.k_proj(encoder_states)).to(compute_dtype)
-        value = self._split_heads(self.v_proj(encoder_states)).to(compute_dtype)
+        key = _cast(self._split_heads(self.k_proj(encoder_states)), compute_dtype)
+        value = _cast(self._split_heads(self.v_proj(encoder_states)), compute_dtype)
         if isinstance(cache, EncoderDecoderCache):
             key, value = cache.cross_attention_cache.update(key, value, self.layer_idx)
             cache.is_updated[self.layer_idx] = True
@@ -207,7 +235,7 @@ class VisageEncoderLayer(GradientCheckpointingLayer):
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         residual = hidden_states
-        hidden_states = F.dropout(self.self_attn(hidden_states), p=self.dropout, training=self.training)
+        hidden_states = _dropout(self.self_attn(hidden_states), self.dropout, self.training)
         hidden_states = self.self_attn_layer_norm(residual + hidden_states)
         return _feed_forward(self, hidden_states)
 
@@ -238,12 +266,12 @@ class VisageDecoderLayer(GradientCheckpointingLayer):
         hidden_states = self.self_attn(
             hidden_states, cache=cache, attention_mask=attention_mask, is_causal=is_causal
         )
-        hidden_states = F.dropout(hidden_states, p=self.dropout, training=self.training)
+        hidden_states = _dropout(hidden_states, self.dropout, self.training)
         hidden_states = self.self_attn_layer_norm(residual + hidden_states)
 
         residual = hidden_states
         hidden_states = self.encoder_attn(hidden_states, key_value_states=encoder_hidden_states, cache=cache)
-        hidden_states = F.dropout(hidden_states, p=self.dropout, training=self.training)
+        hidden_states = _dropout(hidden_states, self.dropout, self.training)
         hidden_states = self.encoder_attn_layer_norm(residual + hidden_states)
         return _feed_forward(self, hidden_states)
 
@@ -269,8 +297,8 @@ def _feed_forward(
         hidden_states = layer.activation_fn(layer.fc1(hidden_states))
     else:
         hidden_states = packed_fc1(hidden_states)
-    hidden_states = F.dropout(hidden_states, p=layer.activation_dropout, training=layer.training)
-    hidden_states = F.dropout(_linear(layer, "fc2", hidden_states), p=layer.dropout, training=layer.training)
+    hidden_states = _dropout(hidden_states, layer.activation_dropout, layer.training)
+    hidden_states = _dropout(_linear(layer, "fc2", hidden_states), layer.dropout, layer.training)
     return layer.final_layer_norm(residual + hidden_states)
 
 
@@ -315,9 +343,7 @@ class VisageEncoder(nn.Module):
         hidden_states = torch.cat(
             [self.bos.expand(batch, 1, dim), tokens, self.eos.expand(batch, 1, dim)], dim=1
         )
-        hidden_states = F.dropout(
-            self.layernorm_embedding(hidden_states), p=self.dropout, training=self.training
-        )
+        hidden_states = _dropout(self.layernorm_embedding(hidden_states), self.dropout, self.training)
         for layer in self.layers:
             hidden_states = layer(hidden_states)
         return hidden_states
@@ -380,9 +406,7 @@ class VisageDecoder(nn.Module):
             )
         start = past_length + self.POSITION_OFFSET
         hidden_states = inputs_embeds + self.embed_positions.weight[start : start + length]
-        hidden_states = F.dropout(
-            self.layernorm_embedding(hidden_states), p=self.dropout, training=self.training
-        )
+        hidden_states = _dropout(self.layernorm_embedding(hidden_states), self.dropout, self.training)
         attention_mask, is_causal = _causal_mask(length, past_length, hidden_states.device)
         for layer in self.layers:
             hidden_states = layer(
@@ -400,9 +424,9 @@ class VisageDecoder(nn.Module):
         layers' step weights (self-attention q/k/v/out, cross-attention q/out, FFN; fc1 only with an
         activation oneDNN can apply) as `PackedLinear`s, and the code tables stacked into one. Cost: a second
         copy of those weights (≈214 M parameters at full size) while the block runs, and ~0.1-0.2 s to make
-        it. Cross-attention k/v run once per generation and keep the ordinary weights. Inference only: the
-        copies do not follow weight updates made inside the block. Callers check `PackedLinear.supports`
-        first.
+        it (oneDNN layout; the plain layout copies only the stacks). Cross-attention k/v run once per generation
+        and keep the ordinary weights. Inference only: the copies do not follow weight updates made inside the
+        block. Callers check `PackedLinear.applies` first.
         """
         owners = []
         try:

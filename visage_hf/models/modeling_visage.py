@@ -499,20 +499,15 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
 
     @contextmanager
     def _packed_decoding_weights(self, schedule: list[list[int]]) -> Iterator[None]:
-        """On CPU, the generation steps of ``schedule`` (live streams per step) read the decoder's step weights and
-        the recurring lists of live heads (the pattern alternates between a few) through stacked `step_product`s
-        (oneDNN-packed fp32 / bf16, or int8), held for the call only; a list used once keeps per-head products."""
+        """On CPU, steps of ``schedule`` (live streams per step) read the step weights and recurring live-head lists
+        through stacked `step_product`s (float: `PackedLinear`, int8: `StackedInt8Linear`), held for the call."""
         if len(schedule) < 2 or not supports_step_products(self.heads[0]):
             yield
             return
-        uses = Counter(tuple(streams) for streams in schedule)
+        recurring = [key for key, count in Counter(map(tuple, schedule)).items() if key and count > 1]
         with self.model.decoder.packed_weights():
             try:
-                self._packed_heads = {
-                    streams: step_product([self.heads[stream] for stream in streams])
-                    for streams, count in uses.items()
-                    if streams and count > 1
-                }
+                self._packed_heads = {key: step_product([self.heads[j] for j in key]) for key in recurring}
                 yield
             finally:
                 self._packed_heads = None
@@ -550,7 +545,9 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
             config, total_steps - known_steps, use_cache, kwargs
         )
         schedule = stream_schedule(canvas)
-        with self._packed_decoding_weights(schedule[known_steps:]):
+        # Inference mode: no autograd bookkeeping on the ~1,500 small tensor ops of each step (views included),
+        # which at batch 1 cost about as much as reading a small model's weights. The codes are cloned out.
+        with torch.inference_mode(), self._packed_decoding_weights(schedule[known_steps:]):
             outputs = super().generate(
                 start,
                 generation_config=step_config,
@@ -562,7 +559,8 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
                 guidance_plan=plan,
                 **model_kwargs,
             )
-        return outputs.sequences if isinstance(outputs, ModelOutput) else outputs
+        sequences = outputs.sequences if isinstance(outputs, ModelOutput) else outputs
+        return sequences.clone()  # a normal tensor: callers may write into it outside inference mode
 
     # ------------------------------------------------------------------ mono -> FOA
     def init_spatial_from_mono(self) -> None:

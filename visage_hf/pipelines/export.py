@@ -10,6 +10,10 @@ that the camera direction is the front ("viewer-aligned", docs/original-implemen
 keeps the world frame and gets spherical-video metadata: YouTube and 360° players then turn the field with
 the viewer's head. ``foa_ambix.wav`` is always the world frame, exactly as generated.
 
+Silence. A generation whose FOA is all zero is still exported (silent files), but nothing points anywhere:
+``energy_map.png`` says "silent: no loudest direction" instead of a cross, and ``ExportedFiles.silent`` is True
+so callers can say so (``visage generate`` prints a note, the app a warning).
+
 YouTube renders spatial audio only for 360° (and VR) videos, so a field-of-view clip also gets
 ``spatial_360.mp4``: an equirectangular video in which each frame is painted on the sphere where the camera
 looked (:func:`visage_hf.video.equirect.fov_to_equirect`; the rest of the sphere dark), with the world-frame FOA
@@ -63,7 +67,8 @@ _EQUIRECT_MIN_WIDTH, _EQUIRECT_MAX_WIDTH = 1024, 3840
 @dataclass(frozen=True)
 class ExportedFiles:
     """Paths written by :func:`export_generation` (``video`` is None without a source video, ``video_360`` for
-    360° input or without a video) and the sample rate of the WAV files."""
+    360° input or without a video), the sample rate of the WAV files, and whether the FOA was silent (every
+    sample zero: the files hold silence and ``energy_map.png`` marks no loudest direction)."""
 
     foa: Path
     binaural: Path
@@ -71,6 +76,7 @@ class ExportedFiles:
     energy_map: Path
     sample_rate: int
     video_360: Path | None = None
+    silent: bool = False
 
     def paths(self) -> list[Path]:
         files = (self.foa, self.binaural, self.video, self.video_360, self.energy_map)
@@ -185,6 +191,7 @@ def export_generation(
         energy_map=final["energy_map"],
         sample_rate=rate,
         video_360=final.get("video_360"),
+        silent=not np.any(foa),
     )
 
 

@@ -65,6 +65,7 @@ from visage_hf.training.checkpointing import (
     save_checkpoint,
     write_json_atomic,
 )
+from visage_hf.training.launcher import exit_after_printed_error, exit_with_input_error
 from visage_hf.training.metrics_log import MetricsLog, evaluate, stream_groups  # noqa: F401 (old path of stream_groups)
 from visage_hf.utils.files import atomic_write_text, staged_directory
 
@@ -540,8 +541,9 @@ def _cli() -> None:
     try:
         run = setup()
     except (ValueError, FileNotFoundError) as error:  # bad input: one line, exit code 2, no traceback
-        print(f"visage train: error: {error}", file=sys.stderr)
-        sys.exit(2)
+        exit_with_input_error(str(error), show=main_process)  # also stops an accelerate launcher quietly
+    except SystemExit as stop:  # argparse printed a usage error (or --help)
+        exit_after_printed_error(stop.code)
     train(run)
     target = finish(run)
     if main_process:

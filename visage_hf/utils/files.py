@@ -182,13 +182,42 @@ def staged_directory(target: str | os.PathLike, overwrite: bool = False) -> Iter
 @contextlib.contextmanager
 def staged_files(folder: str | os.PathLike) -> Iterator[Path]:
     """Yield an empty staging folder; on success every file written there is moved into ``folder`` (created if
-    needed, other files in it kept), each with one atomic rename. On error nothing is moved."""
+    needed, other files in it kept), each with one atomic rename. On error nothing is moved; an error while
+    moving them in (a rename refused half-way) puts back the files already replaced, so the folder never holds
+    some new files beside old ones of the same set."""
     folder = Path(folder)
     with scratch_directory(folder.parent, folder.name) as staging:
         yield staging
+        created = not folder.is_dir()
         folder.mkdir(parents=True, exist_ok=True)
+        with scratch_directory(folder.parent, folder.name + ".old") as aside:
+            try:
+                _move_in(staging, folder, aside)
+            except BaseException:
+                if created:
+                    shutil.rmtree(folder, ignore_errors=True)
+                raise
+
+
+def _move_in(staging: Path, folder: Path, aside: Path) -> None:
+    """Move every entry of ``staging`` into ``folder``; what it replaces waits in ``aside`` until all are in, and
+    goes back on any error (the new entries moved so far are removed)."""
+    moved, kept = [], []
+    try:
         for entry in sorted(staging.iterdir()):
-            os.replace(entry, folder / entry.name)
+            target = folder / entry.name
+            if target.exists() or target.is_symlink():
+                os.replace(target, aside / entry.name)
+                kept.append(entry.name)
+            os.replace(entry, target)
+            moved.append(entry.name)
+    except BaseException:
+        for name in moved:
+            target = folder / name
+            shutil.rmtree(target) if target.is_dir() and not target.is_symlink() else target.unlink()
+        for name in kept:
+            os.replace(aside / name, folder / name)
+        raise
 
 
 # ------------------------------------------------------------------------------------------------ leftovers

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..audio.foa import direction_from_energy_map
 from ..audio.io import atomic_output_path
 
 __all__ = ["plot_energy_map"]
@@ -37,7 +38,9 @@ def plot_energy_map(
 
     The x axis is azimuth in degrees, +180 (behind, via the left) at the left edge through 0 (front) to
     −180 at the right edge, like an equirect video; the y axis is elevation, +90 at the top. A white cross
-    marks each map's maximum when ``mark_peak``.
+    marks each map's maximum when ``mark_peak``; a flat map (silence, or sound equally loud everywhere) has none
+    and says "silent: no loudest direction" (all zero) or "flat map: no loudest direction" instead of marking a
+    cell no sound came from.
 
     Args:
         maps: ``(H, 2H)`` for one map, or ``(n, H, 2H)`` per-window maps, drawn as a grid of subplots in one
@@ -105,7 +108,12 @@ def _draw_map(axis, energy_map: np.ndarray, low: float, high: float, mark_peak: 
     axis.set_yticks([90, 45, 0, -45, -90])
     axis.set_xlabel("azimuth (°, + = left)")
     axis.set_ylabel("elevation (°)")
-    if mark_peak:
+    flat = mark_peak and np.isnan(direction_from_energy_map(energy_map)[0])
+    if flat:  # silence (all zero) or a field equally loud everywhere: no cell is "the" direction
+        words = "silent" if not energy_map.any() else "flat map"
+        axis.text(0.5, 0.5, f"{words}: no loudest direction", transform=axis.transAxes, ha="center",
+                  va="center", color="white", fontsize=9)  # fmt: skip
+    elif mark_peak:
         row, column = np.unravel_index(np.argmax(energy_map), energy_map.shape)
         resolution = 180.0 / energy_map.shape[0]
         axis.plot(
@@ -124,7 +132,7 @@ def _draw_map(axis, energy_map: np.ndarray, low: float, high: float, mark_peak: 
         axis.plot(azimuth, track[:, 1], marker="o", markersize=4 if moving else 9, markerfacecolor="none",
                   markeredgecolor="cyan", linestyle="none",
                   label="camera path (4 fps)" if moving else "camera direction")  # fmt: skip
-    if mark_peak or camera is not None:
+    if (mark_peak and not flat) or camera is not None:
         axis.legend(loc="lower left", fontsize=7, framealpha=0.6)
     return image
 
