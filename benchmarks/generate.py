@@ -11,7 +11,9 @@ measured between the rounds (`machine.read_bandwidth`):
   step computed one by one for each branch, the CFG formula on logits, top-k and one ``torch.multinomial`` per
   live head, a pad column made per idle stream and the 36 stacked (fp32, as the released model runs);
 * ``ours`` / ``ours-bf16``: `VisageForFOA.generate` in fp32 / bf16 (one batched decoder pass for both branches,
-  preallocated cache, guidance combined before the live heads, packed step weights on CPU).
+  preallocated cache, guidance combined before the live heads, packed step weights on CPU);
+* ``ours-int8``: the same with ``dtype="int8"`` (the decoder's step weights and heads int8, one scale per output
+  channel, torch's ``_weight_int8pack_mm``; `visage_hf.models.quantization`).
 
 A variant is one `Variant` line in `VARIANTS` (its weight preparation and the bytes it reads per step weight).
 
@@ -63,6 +65,12 @@ def _to_dtype(name: str) -> Callable:
     return prepare
 
 
+def _int8(model):
+    from visage_hf.models.quantization import quantize_decoder
+
+    return quantize_decoder(model)
+
+
 @contextmanager
 def _without_plain_stacking():
     """Generation as before the plain stacked layout: packed weights only where oneDNN has kernels."""
@@ -94,6 +102,9 @@ VARIANTS = {
         Variant("reference", reference=True),
         Variant("ours"),
         Variant("ours-bf16", prepare=_to_dtype("bfloat16"), bytes_per_weight=2.0),
+        Variant(
+            "ours-int8", prepare=_int8, bytes_per_weight=1.0
+        ),  # dtype="int8": visage_hf.models.quantization
         # Not run by default: bf16 without the plain stacked layout (as on AVX2 CPUs before it existed).
         Variant(
             "ours-bf16-unstacked",
@@ -103,7 +114,7 @@ VARIANTS = {
         ),
     )
 }
-DEFAULT_VARIANTS = ("reference", "ours", "ours-bf16")
+DEFAULT_VARIANTS = ("reference", "ours", "ours-bf16", "ours-int8")
 
 
 def _reset_peak_rss() -> None:

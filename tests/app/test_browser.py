@@ -132,7 +132,9 @@ def test_upload_generate_and_find_players_and_downloads(app_url, browser, tmp_pa
         name: browser.find_element(By.CSS_SELECTOR, f"#{name} a").get_attribute("href")
         for name in ("foa-file", "mp4-file")
     }
-    assert downloads["foa-file"].endswith("foa_ambix.wav") and downloads["mp4-file"].endswith("spatial_360.mp4")
+    assert downloads["foa-file"].endswith("foa_ambix.wav") and downloads["mp4-file"].endswith(
+        "spatial_360.mp4"
+    )
     for href in downloads.values():  # the links serve the files
         assert httpx.get(href, timeout=10).status_code == 200
     summary = browser.find_element(By.ID, "summary").text

@@ -54,7 +54,13 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         help="DAC codec folder (or Hub id) for a model checkpoint folder (default descript/dac_44khz from the "
         "Hub or its cache); not with a saved pipeline",
     )
-    parser.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default="float32")
+    parser.add_argument(
+        "--dtype",
+        choices=["float32", "float16", "bfloat16", "int8"],
+        default="float32",
+        help="precision of the models; int8: float32 with the ViSAGe decoder's step weights in int8 (the fastest "
+        "generation on CPU; codes deviate slightly from float32, see the README's Precision section)",
+    )
 
 
 def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:

@@ -20,6 +20,7 @@ from transformers.cache_utils import Cache, EncoderDecoderCache
 from transformers.modeling_layers import GradientCheckpointingLayer
 
 from .configuration_visage import VisageConfig
+from .quantization import Int8WeightOnlyLinear, StackedInt8Linear
 
 # Looked up once: resolving `torch.ops` attributes costs microseconds per call.
 _ONEDNN_LINEAR = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise", None)
@@ -97,6 +98,21 @@ class PackedLinear:
         padded = torch.cat([step, self._padding[: self.MIN_ROWS - rows]])
         projected = _ONEDNN_LINEAR(padded, self.weight, self.bias, *self._post_op)[:rows]
         return projected if step is states else projected.view(*states.shape[:-1], self.out_features)
+
+
+def step_product(
+    linears: Sequence[nn.Module], activation: str | None = None
+) -> PackedLinear | StackedInt8Linear:
+    """``linears`` stacked into one product for generation steps: int8 layers (`quantize_decoder`) as they are,
+    float layers as a `PackedLinear`."""
+    if isinstance(linears[0], Int8WeightOnlyLinear):
+        return StackedInt8Linear(linears, activation)
+    return PackedLinear(linears, activation)
+
+
+def supports_step_products(linear: nn.Module) -> bool:
+    """Whether `step_product` can stack ``linear`` on this device (int8 layers: always)."""
+    return isinstance(linear, Int8WeightOnlyLinear) or PackedLinear.applies(linear.weight)
 
 
 def _dropout(states: torch.Tensor, p: float, training: bool) -> torch.Tensor:
@@ -421,17 +437,15 @@ class VisageDecoder(nn.Module):
                 attention, cross = layer.self_attn, layer.encoder_attn
                 owners += [attention, cross, layer]
                 attention.packed_linears.update(
-                    qkv=PackedLinear([attention.q_proj, attention.k_proj, attention.v_proj]),
-                    out_proj=PackedLinear([attention.out_proj]),
+                    qkv=step_product([attention.q_proj, attention.k_proj, attention.v_proj]),
+                    out_proj=step_product([attention.out_proj]),
                 )
                 cross.packed_linears.update(
-                    q_proj=PackedLinear([cross.q_proj]), out_proj=PackedLinear([cross.out_proj])
+                    q_proj=step_product([cross.q_proj]), out_proj=step_product([cross.out_proj])
                 )
-                layer.packed_linears["fc2"] = PackedLinear([layer.fc2])
+                layer.packed_linears["fc2"] = step_product([layer.fc2])
                 if layer.activation_function in PackedLinear.ACTIVATIONS:  # else fc1 keeps the plain path
-                    layer.packed_linears["fc1"] = PackedLinear(
-                        [layer.fc1], activation=layer.activation_function
-                    )
+                    layer.packed_linears["fc1"] = step_product([layer.fc1], layer.activation_function)
             yield
         finally:
             self._stacked_code_tables = None

@@ -16,7 +16,7 @@ batched decoder pass per step (see `generation.py`).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -39,7 +39,7 @@ from transformers.utils import ModelOutput
 
 from .conditions import check_code_ids, check_conditions, check_null_flags, replace_with_nulls
 from .configuration_visage import DEFAULT_GENERATION_SETTINGS, VisageConfig
-from .encoder_decoder import PackedLinear, VisageDecoder, VisageEncoder, VisageModel
+from .encoder_decoder import VisageDecoder, VisageEncoder, VisageModel, step_product, supports_step_products
 from .generation import (
     GuidancePlan,
     build_code_canvas,
@@ -60,6 +60,7 @@ from .generation import (
 )
 from .mono_to_foa import copy_w_channel_to_spatial, foa_from_mono
 from .original_checkpoint import find_original_source, load_converted
+from .quantization import float_weight, with_int8_option
 
 
 @dataclass
@@ -76,8 +77,7 @@ class VisageOutput(Seq2SeqLMOutput):
 def shift_codes_right(labels: torch.Tensor, pad_id: int) -> torch.Tensor:
     """Decoder inputs for teacher forcing: ``[placeholder, rows 0..L-2]`` from ``(batch, L, streams)`` labels.
 
-    Label values -100 (ignored) become the pad id; the placeholder row is replaced by the learned BOS.
-    """
+    Label values -100 (ignored) become the pad id; the placeholder row is replaced by the learned BOS."""
     shifted = labels.new_full(labels.shape, pad_id)
     shifted[:, 1:] = labels[:, :-1]
     return shifted.masked_fill(shifted < 0, pad_id)
@@ -130,7 +130,7 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
             self.null_energy_embedding = nn.Parameter(torch.zeros(config.energy_map_dim))
             self.null_direction_embedding = nn.Parameter(torch.zeros(config.direction_dim))
         # Set only during CPU generation: stacked, packed heads per recurring list of live streams.
-        self._packed_heads: dict[tuple[int, ...], PackedLinear] | None = None
+        self._packed_heads: dict[tuple[int, ...], Callable] | None = None
         self.post_init()
         for key, value in DEFAULT_GENERATION_SETTINGS.items():
             setattr(self.generation_config, key, value)
@@ -141,10 +141,12 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
         self.generation_config._from_model_config = False
 
     @classmethod
+    @with_int8_option
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs) -> VisageForFOA:
         """`PreTrainedModel.from_pretrained`, plus: a folder or Hub repo in the ORIGINAL ViSAGe layout (BART-named
         weights, ``model_type: bart``; e.g. ``jaeyeonkim99/visage``) is detected and converted on load
-        (:mod:`visage_hf.models.convert_original`), in ``mode="original"``."""
+        (:mod:`visage_hf.models.convert_original`), in ``mode="original"``; ``dtype="int8"`` loads float32 and
+        quantizes the decoder's step weights to int8 (:mod:`visage_hf.models.quantization`)."""
         dtype = kwargs.get("dtype", kwargs.get("torch_dtype"))
         if isinstance(dtype, str):
             dtype = None if dtype == "auto" else getattr(torch, dtype)
@@ -315,7 +317,7 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
         """``(..., d_model)`` -> ``(..., len(streams), codebook)`` logits of the given heads (default: all)."""
         if streams is None:
             # All heads as one product: a single logits allocation (the largest tensor of a training step).
-            weight = torch.stack([head.weight for head in self.heads]).flatten(0, 1)
+            weight = torch.stack([float_weight(head) for head in self.heads]).flatten(0, 1)
             bias = torch.stack([head.bias for head in self.heads]).flatten()
             return F.linear(hidden_states, weight, bias).unflatten(-1, (len(self.heads), -1))
         return torch.stack([self.heads[stream](hidden_states) for stream in streams], dim=-2)
@@ -497,22 +499,15 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
 
     @contextmanager
     def _packed_decoding_weights(self, schedule: list[list[int]]) -> Iterator[None]:
-        """On CPU, the generation steps of ``schedule`` (live streams per step) read the decoder's step weights
-        and the live heads through `PackedLinear` copies (oneDNN's layout where it has kernels for the dtype,
-        else stacked plain weights: fewer, faster few-row products; see `PackedLinear` and
-        benchmarks/generate.py), held for the call only. Heads are stacked per list of live streams that recurs
-        (the pattern alternates between a few); a list used once keeps the plain per-head products."""
-        if len(schedule) < 2 or not PackedLinear.applies(self.heads[0].weight):
+        """On CPU, steps of ``schedule`` (live streams per step) read the step weights and recurring live-head lists
+        through stacked `step_product`s (float: `PackedLinear`, int8: `StackedInt8Linear`), held for the call."""
+        if len(schedule) < 2 or not supports_step_products(self.heads[0]):
             yield
             return
-        uses = Counter(tuple(streams) for streams in schedule)
+        recurring = [key for key, count in Counter(map(tuple, schedule)).items() if key and count > 1]
         with self.model.decoder.packed_weights():
             try:
-                self._packed_heads = {
-                    streams: PackedLinear([self.heads[stream] for stream in streams])
-                    for streams, count in uses.items()
-                    if streams and count > 1
-                }
+                self._packed_heads = {key: step_product([self.heads[j] for j in key]) for key in recurring}
                 yield
             finally:
                 self._packed_heads = None

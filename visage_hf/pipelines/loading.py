@@ -42,7 +42,8 @@ def load_pipeline(
 
     Args:
         name_or_path: ``"tiny-random"``, a saved pipeline or model checkpoint folder, or a Hub id.
-        device, dtype: where and in which precision (``torch.float16`` or ``"float16"``; default float32).
+        device, dtype: where and in which precision (``torch.float16`` or ``"float16"``; default float32;
+            ``"int8"``: float32 with the ViSAGe decoder's step weights in int8, see `visage_hf.models.quantization`).
         quiet: hide the libraries' loading bars.
         clip, codec: folders (or Hub ids) of CLIP and the DAC for a bare checkpoint (default: the Hub's).
 
@@ -50,9 +51,11 @@ def load_pipeline(
         PipelineLoadError: one line — a missing folder, an unreachable Hub with the files not cached (naming
             which component and the option that supplies it), or the loader's own reason.
     """
+    from ..models.quantization import is_int8, quantize_decoder
     from .tiny import TINY_RANDOM, TINY_RANDOM_WARNING, tiny_random_components
 
-    dtype = _dtype(dtype)
+    int8 = is_int8(dtype)
+    dtype = torch.float32 if int8 else _dtype(dtype)
     if quiet:
         _hide_loading_bars()
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -68,9 +71,10 @@ def load_pipeline(
     else:
         pipe = _load_named(name, dtype, clip, codec)
     try:
-        return pipe.to(device=device, dtype=dtype)
+        pipe = pipe.to(device=device, dtype=dtype)
     except (AssertionError, RuntimeError) as error:  # e.g. "Torch not compiled with CUDA enabled"
         raise PipelineLoadError(f"device {device}: {_one_line(error)}") from None
+    return quantize_decoder(pipe) if int8 else pipe
 
 
 def _load_named(name: str, dtype: torch.dtype, clip, codec):
@@ -180,8 +184,8 @@ def _dtype(dtype) -> torch.dtype:
         return torch.float32
     if isinstance(dtype, str):
         value = getattr(torch, dtype, None)
-        if not isinstance(value, torch.dtype):
-            raise PipelineLoadError(f"dtype: expected float32, float16 or bfloat16, got {dtype!r}")
+        if not isinstance(value, torch.dtype) or not value.is_floating_point:
+            raise PipelineLoadError(f"dtype: expected float32, float16, bfloat16 or int8, got {dtype!r}")
         return value
     return dtype
 

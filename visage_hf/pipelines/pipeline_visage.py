@@ -46,6 +46,7 @@ from ..directions import direction_to_model_vector
 from ..models.feature_extraction_visage import DEFAULT_CLIP_REPO, VisageFeatureExtractor
 from ..models.generation import build_code_canvas, prompt_steps
 from ..models.modeling_visage import VisageForFOA
+from ..models.quantization import with_int8_option
 from ..video.camera_path import CameraPath, resolve_camera_path
 from ..video.clip import load_video_clip
 from .tiny import TINY_RANDOM_WARNING, tiny_random_components
@@ -120,6 +121,7 @@ class VisagePipeline(DiffusionPipeline):
 
     # ------------------------------------------------------------------------------------------ loading
     @classmethod
+    @with_int8_option
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> VisagePipeline:
         """Load a saved pipeline (a folder or Hub repo with ``model_index.json``), or a bare model checkpoint
         (original ViSAGe or converted `VisageForFOA`) through :meth:`from_original`. ``"tiny-random"`` builds
@@ -127,7 +129,8 @@ class VisagePipeline(DiffusionPipeline):
         ``seed``, ``window_video_frames``, ``mode``).
 
         Keyword arguments go to ``DiffusionPipeline.from_pretrained`` (``dtype``, ``revision``, component
-        overrides such as ``codec=...``) or to :meth:`from_original`.
+        overrides such as ``codec=...``) or to :meth:`from_original`. ``dtype="int8"``: everything in float32, then
+        the ViSAGe decoder's step weights in int8 (:mod:`visage_hf.models.quantization`).
 
         Raises:
             FileNotFoundError: a local path that does not exist.
@@ -143,6 +146,7 @@ class VisagePipeline(DiffusionPipeline):
         return cls.from_original(source, **kwargs)
 
     @classmethod
+    @with_int8_option
     def from_original(
         cls,
         repo_or_path: str | os.PathLike = DEFAULT_MODEL_REPO,
@@ -163,7 +167,7 @@ class VisagePipeline(DiffusionPipeline):
         Args:
             repo_or_path: Hub id or folder of the model checkpoint (default: the original release).
             revision, subfolder: where the checkpoint sits in its repo.
-            dtype: dtype of every model.
+            dtype: dtype of every model; ``"int8"``: float32, with the decoder's step weights in int8.
             clip_repo: CLIP vision tower + image processor (default ``openai/clip-vit-base-patch32``).
             codec_repo, codec_revision: the DAC (default ``descript/dac_44khz`` at the pinned revision).
             image_encoder, image_processor, codec: ready objects to use instead of loading them.
