@@ -12,8 +12,8 @@
    file to the exported files, as ``visage generate`` runs it. Prints the wall time of each stage (self time:
    a stage's inner stages are not counted twice): frame decode, CLIP + energy map, generation, DAC decode, and
    the export's FOA WAV, binaural render, energy-map picture and MP4 muxing; then the total and the real-time
-   factor. ``--dtype`` is the generator's precision (``float32``, ``bfloat16``, ``float16``, or ``int8`` where
-   this checkout has the int8 option): CLIP and the DAC stay float32, the fastest on a CPU without native
+   factor. ``--dtype`` is the generator's precision (``float32``, ``bfloat16``, ``float16``, or ``int8``: float32
+   with the decoder's step weights in int8): CLIP and the DAC stay float32, the fastest on a CPU without native
    bf16.
 
 Usage: ``python benchmarks/pipeline.py [--seconds 5] [--device cpu|cuda] [--dtype bfloat16] [--repeats 1]
@@ -96,15 +96,14 @@ def full_size_pipeline(device: str, dtype: str, whole: bool):
 
 
 def apply_generator_dtype(pipe, dtype: str) -> None:
-    """Put the generator (``pipe.foa_model``) in ``dtype``: a torch float type, or ``int8`` where it exists."""
+    """Put the generator (``pipe.foa_model``) in ``dtype``: a torch float type, or ``int8`` (float32 with the
+    decoder's step weights in int8, as ``load_pipeline(..., dtype="int8")`` does)."""
     if dtype != "int8":
         pipe.foa_model.to(getattr(torch, dtype))
         return
-    # The int8 weight-only option (issue 14 item 3) is built on another branch; until it is on main, say so.
-    quantize = getattr(pipe.foa_model, "quantize_int8", None)
-    if quantize is None:
-        raise SystemExit("--dtype int8: this checkout has no int8 option yet; use float32 or bfloat16")
-    quantize()
+    from visage_hf.models.quantization import quantize_decoder
+
+    quantize_decoder(pipe)
 
 
 def benchmark_decode_path(pipe, seconds: float, device: str, repeats: int) -> None:
