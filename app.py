@@ -30,6 +30,7 @@ import soundfile as sf
 
 from visage_hf.app import logic as logic
 from visage_hf.app import player as player
+from visage_hf.app.cache import CacheSweeper
 from visage_hf.video.overlay import camera_direction_picture
 
 logger = logging.getLogger("visage_hf.app")
@@ -303,7 +304,9 @@ def build_demo(
     def refresh_status():
         return loader.status(), gr.Timer(active=loader.loading)
 
-    with gr.Blocks(title=TITLE, delete_cache=limits.delete_cache) as demo:
+    # delete_cache=None: Gradio's own cleanup task dies at its first race with a request (visage_hf/app/cache.py);
+    # main() runs ours on the same schedule.
+    with gr.Blocks(title=TITLE, delete_cache=None) as demo:
         gr.Markdown(INTRO)
         status = gr.Markdown(loader.status(), elem_id="model-status")
         with gr.Tabs():
@@ -354,8 +357,9 @@ def _limit_malloc_arenas(arenas: int = 2) -> None:
 
 
 def _stop(demo: gr.Blocks) -> None:
-    """A stop request (Spaces, process managers, tests): close the server, so that Gradio's shutdown deletes the
-    files it cached (uploads and served results), and exit through atexit, which removes our outputs."""
+    """A stop request (Spaces, process managers, tests): close the server, so that launch() returns and main()
+    deletes the files Gradio cached (uploads and served results), and exit through atexit, which removes our
+    outputs."""
     if demo.is_running:
         demo.close()  # launch() returns, then main()
     else:
@@ -370,14 +374,18 @@ def main(argv=None) -> None:
     atexit.register(shutil.rmtree, demo.output_root, ignore_errors=True)
     signal.signal(signal.SIGTERM, lambda *_: _stop(demo))
     queue_size = int(os.environ.get("VISAGE_QUEUE_SIZE", "32"))  # waiting requests; more are told it is full
-    demo.queue(default_concurrency_limit=max(1, args.concurrency), max_size=queue_size).launch(
-        server_name=args.host,
-        server_port=args.port,
-        max_file_size=demo.limits.max_file_size,
-        theme=gr.themes.Soft(primary_hue="orange", secondary_hue="slate"),
-        css=CSS,
-        head=player.player_head(),
-    )
+    sweeper = CacheSweeper(demo, *demo.limits.delete_cache).start()
+    try:
+        demo.queue(default_concurrency_limit=max(1, args.concurrency), max_size=queue_size).launch(
+            server_name=args.host,
+            server_port=args.port,
+            max_file_size=demo.limits.max_file_size,
+            theme=gr.themes.Soft(primary_hue="orange", secondary_hue="slate"),
+            css=CSS,
+            head=player.player_head(),
+        )
+    finally:
+        sweeper.stop()
 
 
 if __name__ == "__main__":

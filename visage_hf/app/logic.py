@@ -91,7 +91,7 @@ class DemoLimits:
     itself has no limit; `visage generate` is the way to long clips), ``max_video_seconds`` the uploaded
     video, ``max_upload_mb`` its size (also given to Gradio's ``max_file_size``, which refuses a larger upload
     before it is stored). ``keep_seconds``: how long results and uploads stay on disk (our run folders, and
-    Gradio's cache through ``delete_cache``), so the temporary folders hold at most that much traffic."""
+    Gradio's cache through the sweep of `visage_hf.app.cache`), so the temporary folders hold at most that much traffic."""
 
     max_upload_mb: int = 100
     max_video_seconds: float = 300.0
@@ -119,8 +119,8 @@ class DemoLimits:
 
     @property
     def delete_cache(self) -> tuple[int, int]:
-        """Gradio's ``delete_cache`` ``(every, older than)``: cached files go ``keep_seconds`` after they were
-        made, within at most half that again."""
+        """The cache sweep's ``(every, older than)`` seconds (`visage_hf.app.cache.CacheSweeper`): cached files go
+        ``keep_seconds`` after they were made, within at most half that again."""
         keep = max(1, round(self.keep_seconds))
         return max(1, keep // 2), keep
 
