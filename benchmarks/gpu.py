@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     factor = (generation_s + decode_s) / args.seconds
     print(
-        f"single clip: generation {generation_s:.2f} s + DAC decode {decode_s:.2f} s -> real-time factor "
+        f"single clip: generation {generation_s:.3f} s + DAC decode {decode_s:.3f} s -> real-time factor "
         f"{factor:.3f} (goal < 0.05 on an H100/H200)"
     )
     for batch in args.batches:
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         per_second = batch / (generation_s + decode_s)
         minutes = TEST_SPLIT_CLIPS / per_second / 60
         print(
-            f"batch {batch}: generation {generation_s:.2f} s + decode {decode_s:.2f} s -> {per_second:.1f} clips/s; "
+            f"batch {batch}: generation {generation_s:.3f} s + decode {decode_s:.3f} s -> {per_second:.2f} clips/s; "
             f"{TEST_SPLIT_CLIPS} clips in {minutes:.1f} min (goal < 15)"
         )
     return 0
