@@ -30,6 +30,7 @@ from dataset_scripts.extract_features import save_features
 from visage_hf.commands.main import main
 from visage_hf.data.synthetic import moving_object_video
 from visage_hf.directions import indices_to_direction, model_direction_vector
+from visage_hf.models.modeling_visage import VisageForFOA
 from visage_hf.pipelines import batch_generation
 from visage_hf.pipelines.batch_generation import clip_seed
 from visage_hf.pipelines.pipeline_visage import VisagePipeline
@@ -318,30 +319,59 @@ def test_videos_match_the_pipeline_with_each_clips_seed(tmp_path, videos, pipe, 
         np.testing.assert_array_equal(outputs[clip], _to_output_rate(reference.audio[0]))
 
 
-def test_windowed_clips_and_original_mode_match_the_pipeline(tmp_path):
+def test_windowed_clips_and_original_mode_match_the_pipeline(tmp_path, monkeypatch):
     # A model with a 1 s window. 1.25 s clips take two windows (the second continues from the first one's codes
-    # with the clip's own generator); two of them share a batch. A 1 s clip is one window plus a one-frame
-    # continuation in corrected mode, but one window and a repeated last frame in original mode.
+    # with the clip's own generator); two of them share a batch. A 1 s clip (87 codec frames, the 87th ending
+    # past the video) is one call writing the 86 whole frames and a repeated last frame, in both modes. A 0.75 s
+    # clip (65 frames, the model holds them all) is generated whole in corrected mode; original mode generates
+    # int(0.75 · 86) = 64 and repeats the last, so the modes differ there.
+    calls = []
+    generate = VisageForFOA.generate
+
+    def recording_generate(model, *args, **kwargs):
+        codes = generate(model, *args, **kwargs)
+        prefix = kwargs.get("prefix_codes")
+        calls.append((codes.shape[0], codes.shape[-1], 0 if prefix is None else prefix.shape[-1]))
+        return codes
+
+    monkeypatch.setattr(VisageForFOA, "generate", recording_generate)
     short_window = VisagePipeline(**tiny_random_components(seed=1, window_video_frames=4))
     short_window.set_progress_bar_config(disable=True)
     short_window.save_pretrained(tmp_path / "short_window")
-    clips = {"long_a": (1.25, 45, 0), "long_b": (1.25, -90, 20), "one_second": (1.0, 10, -30)}
+    clips = {
+        "long_a": (1.25, 45, 0),
+        "long_b": (1.25, -90, 20),
+        "one_second": (1.0, 10, -30),
+        "short": (0.75, 60, 5),
+    }
     for index, (name, (seconds, _, _)) in enumerate(clips.items()):
         moving_object_video(tmp_path / f"{name}.mp4", seconds=seconds, fps=8, width=64, height=48, seed=index)
     runs = {}
-    for mode, names in (("corrected", list(clips)), ("original", ["one_second"])):
+    for mode, names in (("corrected", list(clips)), ("original", ["one_second", "short"])):
         table = tmp_path / f"{mode}.csv"
         table.write_text("video,azimuth,elevation\n" + "".join(f"{n}.mp4,{clips[n][1]},{clips[n][2]}\n" for n in names))  # fmt: skip
         out = tmp_path / mode
+        calls.clear()
         assert _generate_batch("--videos", table, "--model", tmp_path / "short_window", "--mode", mode, "--batch-size", 2, "-o", out) == 0  # fmt: skip
+        # (rows, frames returned, prefix frames): 1.25 s = 108 frames in two windows [0, 86) and [22, 108)
+        # (video [1, 5) starts at round(21.53) = 22); the 1 s clip one call of 86 frames (original mode's
+        # generate repeats the last one itself: 87); the short clip one call returning 65.
+        expected = {
+            "corrected": [(2, 86, 0), (2, 86, 64), (1, 86, 0), (1, 65, 0)],
+            "original": [(1, 87, 0), (1, 65, 0)],
+        }[mode]
+        assert sorted(calls) == sorted(expected)
         runs[mode] = _outputs(out)
         assert sorted(runs[mode]) == sorted(names)
         for clip in names:
             _, azimuth, elevation = clips[clip]
             reference = short_window(tmp_path / f"{clip}.mp4", azimuth, elevation, seed=clip_seed(0, clip), mode=mode, progress=False)  # fmt: skip
-            assert len(reference.windows) == (1 if mode == "original" else 2)
+            assert len(reference.windows) == (2 if clip.startswith("long") else 1)
+            if clip == "one_second":  # 87 = ceil(44 100 / 512) frames, the last a copy of the one before
+                assert reference.codes.shape[-1] == 87
+                assert torch.equal(reference.codes[..., -1], reference.codes[..., -2])
             np.testing.assert_array_equal(runs[mode][clip], _to_output_rate(reference.audio[0]), err_msg=f"{mode} {clip}")  # fmt: skip
-    assert not np.array_equal(runs["corrected"]["one_second"], runs["original"]["one_second"])
+    assert not np.array_equal(runs["corrected"]["short"], runs["original"]["short"])
 
 
 # ============================================================================================== processes

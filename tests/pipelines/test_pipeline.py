@@ -131,10 +131,26 @@ def test_stitched_audio_equals_one_pass_decode_of_the_codes(short_window_pipe, v
     np.testing.assert_allclose(out.audio, reference, atol=1e-5 * np.abs(reference).max())
 
 
-def test_one_window_clip_needing_one_more_frame_is_continued(short_window_pipe, video):
-    out = short_window_pipe(video, 30.0, 0.0, duration=1.0, seed=2)  # 87 codec frames, the model writes 86
-    assert [(w.code_start, w.code_stop, w.prefix_frames) for w in out.windows] == [(0, 86, 0), (1, 87, 85)]
+def test_one_window_clip_repeats_its_partial_last_frame_in_one_call(short_window_pipe, video, monkeypatch):
+    # 1 s = 44 100 samples needs ceil(44 100 / 512) = 87 codec frames, but 86 · 512 = 44 032: the 87th ends past
+    # the 1-s video. One generate call writes the 86 whole frames (all the model holds); the 87th repeats the
+    # 86th, as the original pads its 431st — no second window prefilled with 85 frames to write one.
+    calls = []
+    generate = short_window_pipe.foa_model.generate
+
+    def recording_generate(*args, **kwargs):
+        codes = generate(*args, **kwargs)
+        calls.append((kwargs["num_frames"], kwargs.get("prefix_codes") is None, codes.shape[-1]))
+        return codes
+
+    monkeypatch.setattr(short_window_pipe.foa_model, "generate", recording_generate)
+    out = short_window_pipe(video, 30.0, 0.0, duration=1.0, seed=2)
+    assert calls == [(86, True, 86)] and len(out.windows) == 1
+    assert out.codes.shape == (1, 4, 9, math.ceil(SAMPLE_RATE / HOP)) == (1, 4, 9, 87)
+    assert torch.equal(out.codes[..., 86], out.codes[..., 85])
     assert out.audio.shape == (1, 4, SAMPLE_RATE)
+    reference = FOACodec(short_window_pipe.codec).decode(out.codes).numpy()[..., :SAMPLE_RATE]
+    np.testing.assert_allclose(out.audio, reference, atol=1e-5 * np.abs(reference).max())
 
 
 def test_pipeline_rejects_bad_calls(pipe, video):

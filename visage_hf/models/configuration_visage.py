@@ -9,7 +9,8 @@ differs from the physics:
   i.e. 4.992 s of audio; the 7.7 ms remainder is not a whole frame). 431 frames (what DAC returns for 5 s)
   would need 2·431+1 = 863 decoder positions, but the released checkpoint learned 861 — so the model can
   only produce 430 frames per 5 s window, exactly the 430 frames it was trained on (the original training
-  crop drops the 431st). Callers pad the decoded waveform tail to the exact sample count.
+  crop drops the 431st). The pipeline repeats the 430th frame for the partial 431st (not a second
+  generate call, see ``pipelines/windowing``) and trims the audio to the exact sample count.
 - ``"original"``: the original's integer rate 86: ``int(T / 4 · 86)`` frames are generated, then padded to
   ``ceil(int(T / 4 · 44100) / 512)`` (431 for 5 s) by repeating the last frame.
 """

@@ -429,7 +429,7 @@ class VisagePipeline(DiffusionPipeline):
         pattern = config.code_pattern
         total = 0
         for window in plan:
-            frames = window.num_code_frames
+            frames = window.generated_frames
             if original_count:  # generate picks the original's own frame count
                 frames = config.frames_for_video_frames(window.num_video_frames, "original")
             prefix = torch.zeros((1, config.num_streams, window.prefix_frames), dtype=torch.long)

@@ -1,9 +1,10 @@
 """The window loop, written once: codes for a clip of any length, one `VisageForFOA.generate` call per window.
 
 Window ``k > 0`` of a :class:`~visage_hf.pipelines.windowing.WindowPlan` gets the codes already written in its
-prefix span as ``prefix_codes``, so neighbouring windows continue each other. `VisagePipeline.generate_codes`
-(conditions from video frames, window by window) and batch generation (precomputed features, many clips with
-one generator each) both run this loop.
+prefix span as ``prefix_codes``, so neighbouring windows continue each other; a window's ``repeated_frames``
+(the frame past the video's end) are not generated but repeat its last generated frame.
+`VisagePipeline.generate_codes` (conditions from video frames, window by window) and batch generation
+(precomputed features, many clips with one generator each) both run this loop.
 """
 
 from __future__ import annotations
@@ -59,12 +60,12 @@ def generate_window_codes(
         window_codes = model.generate(
             **window_conditions(window),
             prefix_codes=prefix,
-            num_frames=None if own_count else window.num_code_frames,
+            num_frames=None if own_count else window.generated_frames,
             mode=mode,
             logits_processor=processors,
             **generate_kwargs,
         )
-        if window_codes.shape[-1] < window.num_code_frames:  # original mode's own count fell short
-            window_codes = repeat_last_frame(window_codes, window.num_code_frames)
+        # the frame past the video's end (plan) or original mode's own count falls short: repeat the last
+        window_codes = repeat_last_frame(window_codes, window.num_code_frames)
         codes[..., window.code_start : window.code_stop] = window_codes[..., : window.num_code_frames].cpu()
     return codes

@@ -13,9 +13,21 @@ A ViSAGe model sees at most ``window_video_frames`` video frames (20 = 5 s at 4 
   model could not otherwise reach ``F``. Frames ``[c_k, e_{k−1})`` are the **prefix**: window ``k`` is given
   window ``k−1``'s last codes there (``prefix_codes``) and continues after them, so the token stream is
   continuous across the join.
-* A clip that fits one window but needs more codec frames than one call writes (e.g. exactly 5 s: 431 frames
-  cover 220 500 samples, the model writes 430) gets a continuation window over the same video whose prefix is
-  all but the last frames — generated, not padded.
+* **The last partial frame.** A clip needs ``F = ceil(N / hop)`` codec frames, but its video covers only
+  ``floor(T · sample_rate / (fps · hop))`` whole ones (``T`` video frames): the frame that straddles the end
+  of the video (at most one, since ``T = ceil(N · fps / sample_rate)``) is partly outside it. The corrected
+  model is trained to write the whole frames of its video and no more (20 video frames -> 430 codec frames,
+  the 861 decoder positions of the release), so exactly 5 s (220 500 samples, ``F = 431``) is 430 generated
+  frames plus that partial one. A clip that fits one window therefore **repeats its last generated frame**
+  for the partial frame (:attr:`Window.repeated_frames`, 0 or 1: at most one hop, 11.6 ms, of which the
+  trim to ``N`` samples keeps 7.7 ms for 5 s) when the model cannot write it, as the original does for its 431st frame. A
+  continuation window over the same video is planned only when the model cannot write all the *whole*
+  frames of its video (``max_window_frames`` below them, e.g. 429 for 20 video frames): whole frames are
+  always generated.
+  Continuing for the partial frame cost a second generate call that prefilled 859 prefix positions (×2
+  guidance branches) to write one frame: about 6 s of a 40 s generation of a 5-s clip on a 2-core AMD EPYC
+  (AVX2) CPU. A long clip's last window never needs this: its start moves a frame later instead, so even its
+  last frame is generated.
 * **Audio.** Each window's codes are decoded on their own and the pieces are joined with a short raised-cosine
   crossfade centred in the middle of each overlap (:func:`stitch_windows`). Both sides decode the same prefix
   codes there, so they agree up to the codec's edge effects (its receptive field is under ten frames, far
@@ -48,13 +60,20 @@ __all__ = [
 class Window:
     """One generate call: video frames ``[video_start, video_stop)`` of the clip (at the model's fps) and
     codec frames ``[code_start, code_stop)`` of the output, of which the first ``prefix_frames`` are copied
-    from the previous window."""
+    from the previous window and the last ``repeated_frames`` (0 or 1: the frame partly past the end of the
+    video) repeat the last generated frame."""
 
     video_start: int
     video_stop: int
     code_start: int
     code_stop: int
     prefix_frames: int
+    repeated_frames: int = 0
+
+    @property
+    def generated_frames(self) -> int:
+        """Codec frames the window's generate call writes, prefix included (the rest repeats its last frame)."""
+        return self.num_code_frames - self.repeated_frames
 
     @property
     def num_video_frames(self) -> int:
@@ -66,8 +85,8 @@ class Window:
 
     @property
     def new_frames(self) -> int:
-        """Codec frames this window generates (beyond its prefix)."""
-        return self.num_code_frames - self.prefix_frames
+        """Codec frames this window generates (beyond its prefix, without its repeated frames)."""
+        return self.generated_frames - self.prefix_frames
 
 
 @dataclass(frozen=True)
@@ -131,7 +150,8 @@ def plan_windows(
     Returns:
         the :class:`WindowPlan`: ``num_video_frames = ceil(num_samples · fps / sample_rate)`` (every frame
         shown before the end), ``num_code_frames = ceil(num_samples / hop_length)``; the windows' code spans
-        are increasing, start at 0, end at ``num_code_frames`` and overlap their predecessor by >= 1 frame.
+        are increasing, start at 0, end at ``num_code_frames`` and overlap their predecessor by >= 1 frame; a
+        single window may repeat its last frame once (``repeated_frames``, the frame partly past the video).
 
     Raises:
         ValueError: a non-positive size, an overlap outside ``[1, window_video_frames)``, or windows too short
@@ -159,17 +179,18 @@ def plan_windows(
     windows: list[Window] = []
     for index, video_start in enumerate(starts):
         video_stop = min(video_start + window, num_video_frames)
+        whole_frames = math.floor(video_stop * frames_per_video_frame)  # codec frames inside the video so far
         last = index == len(starts) - 1
         code_start = 0 if index == 0 else round(video_start * frames_per_video_frame)
-        if last:
+        repeated = 0
+        if last and index == 0:
+            code_stop, repeated = _single_window_end(num_code_frames, whole_frames, max_frames)
+        elif last:
             code_stop = num_code_frames
-            if index > 0:
-                code_start = max(code_start, code_stop - max_frames)
-            else:
-                code_stop = min(code_stop, max_frames)
+            code_start = max(code_start, code_stop - max_frames)
         else:
-            code_stop = min(math.floor(video_stop * frames_per_video_frame), code_start + max_frames)
-        windows.append(_checked_window(windows, video_start, video_stop, code_start, code_stop))
+            code_stop = min(whole_frames, code_start + max_frames)
+        windows.append(_checked_window(windows, video_start, video_stop, code_start, code_stop, repeated))
 
     if windows[-1].code_stop < num_code_frames:
         # One window of video needs more codec frames than one call writes: continue over the same video.
@@ -182,16 +203,31 @@ def plan_windows(
     return WindowPlan(tuple(windows), num_samples, num_video_frames, num_code_frames, hop_length)
 
 
+def _single_window_end(num_code_frames: int, whole_frames: int, max_frames: int) -> tuple[int, int]:
+    """``(code_stop, repeated_frames)`` of a clip's only window: all ``num_code_frames`` generated if the model
+    writes that many, else the partial frame past the video's end (``num_code_frames <= whole_frames + 1``)
+    repeated; ``(max_frames, 0)`` when the model cannot write all the whole frames of its video (a
+    continuation window over the same video writes the rest)."""
+    if min(num_code_frames, whole_frames) > max_frames:
+        return max_frames, 0
+    return num_code_frames, num_code_frames - min(num_code_frames, max_frames)
+
+
 def _checked_window(
-    previous: list[Window], video_start: int, video_stop: int, code_start: int, code_stop: int
+    previous: list[Window],
+    video_start: int,
+    video_stop: int,
+    code_start: int,
+    code_stop: int,
+    repeated_frames: int = 0,
 ) -> Window:
-    if code_stop <= code_start:
+    if code_stop - repeated_frames <= code_start:
         raise ValueError(
             f"a window of video frames [{video_start}, {video_stop}) gets no codec frames; the model's "
             "window is too short for its video frame rate"
         )
     if not previous:
-        return Window(video_start, video_stop, code_start, code_stop, 0)
+        return Window(video_start, video_stop, code_start, code_stop, 0, repeated_frames)
     before = previous[-1]
     if not before.code_start < code_start < before.code_stop:
         raise ValueError(
@@ -199,7 +235,9 @@ def _checked_window(
             f"[{before.code_start}, {before.code_stop}): the model writes too few codec frames per window "
             "for this overlap"
         )
-    return Window(video_start, video_stop, code_start, code_stop, before.code_stop - code_start)
+    return Window(
+        video_start, video_stop, code_start, code_stop, before.code_stop - code_start, repeated_frames
+    )
 
 
 def crossfade_weights(length: int) -> np.ndarray:
