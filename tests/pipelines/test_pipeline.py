@@ -5,6 +5,7 @@ The window plan has its own tests (tests/pipelines/test_windowing.py), and so ha
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import shutil
@@ -20,6 +21,7 @@ from visage_hf.models.configuration_visage import VisageConfig
 from visage_hf.models.convert_original import load_original_checkpoint
 from visage_hf.models.feature_extraction_visage import VisageFeatureExtractor
 from visage_hf.models.modeling_visage import VisageForFOA
+from visage_hf.pipelines import pipeline_visage
 from visage_hf.pipelines.pipeline_visage import VisagePipeline
 from visage_hf.pipelines.tiny import tiny_random_components
 from visage_hf.video.clip import load_video_clip
@@ -151,6 +153,25 @@ def test_one_window_clip_repeats_its_partial_last_frame_in_one_call(short_window
     assert out.audio.shape == (1, 4, SAMPLE_RATE)
     reference = FOACodec(short_window_pipe.codec).decode(out.codes).numpy()[..., :SAMPLE_RATE]
     np.testing.assert_allclose(out.audio, reference, atol=1e-5 * np.abs(reference).max())
+
+
+def test_progress_bar_counts_the_decoder_steps_that_run(short_window_pipe, video, monkeypatch):
+    # The bar's total is planned before generation; the decoder advances it once per step it really runs. A 1 s
+    # clip (one window, its 87th frame repeated, not generated) and a 2.2 s clip (prefix windows) both end full.
+    bars = []
+
+    class RecordingBar(pipeline_visage.tqdm):
+        def close(self):
+            bars.append((self.n, self.total))
+            super().close()
+
+    monkeypatch.setattr(pipeline_visage, "tqdm", RecordingBar)
+    monkeypatch.setattr(short_window_pipe, "_progress_bar_config", {"file": io.StringIO()})
+    for seconds in (1.0, 2.2):
+        bars.clear()
+        short_window_pipe(video, 30.0, 0.0, duration=seconds, seed=0, overlap=0.5)
+        steps, total = bars[0]  # the generation bar (the decoding bar follows)
+        assert steps == total > 0
 
 
 def test_pipeline_rejects_bad_calls(pipe, video):
