@@ -5,8 +5,8 @@
    ``benchmarks/features.py`` (full CLIP ViT-B/32 features + energy map for the clip's 4-fps frames).
 2. The decode path the pipeline really uses: ``VisagePipeline.decode`` (per generation window, only over the
    samples each window contributes, crossfaded) against one ``FOACodec.decode`` pass over all codes, on the
-   full DAC: time ratio and the largest difference. A clip of exactly 5 s is two windows (430 + a 1-frame
-   continuation), 12 s three.
+   full DAC: time ratio and the largest difference. A clip of exactly 5 s is one window (430 generated frames
+   and the 431st, which ends past the video, repeated), 12 s three.
 3. ``--whole`` (default with ``--device cuda``): a synthetic clip end to end at full size (CLIP, the
    358.6 M-parameter `VisageForFOA` in ``--dtype``, the DAC in float32 through the fast path), from the video
    file to the exported files, as ``visage generate`` runs it. Prints the wall time of each stage (self time:
