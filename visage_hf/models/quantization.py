@@ -31,6 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import row_kernels
+
 INT8 = "int8"
 # The kernel's input, scale and output dtype: the one with vectorised x86 kernels (see the module docstring).
 KERNEL_DTYPE = torch.bfloat16
@@ -154,11 +156,18 @@ class Int8WeightOnlyLinear(nn.Module):
 class StackedInt8Linear:
     """Several `Int8WeightOnlyLinear` layers as one product (outputs concatenated), optionally followed by an
     activation: the int8 counterpart of `PackedLinear` for a generation step (q/k/v in one call, FFN input with
-    its GELU, the live heads stacked). Inference only: a copy, which does not follow later weight changes."""
+    its GELU, the live heads stacked). ``few_rows``: steps of at most `row_kernels.MAX_ROWS` rows, multiplied by
+    `row_kernels.RowProduct` where numba is installed. Inference only: a copy, which does not follow later weight
+    changes."""
 
     ACTIVATIONS = ("gelu",)
 
-    def __init__(self, linears: Sequence[Int8WeightOnlyLinear], activation: str | None = None):
+    def __init__(
+        self,
+        linears: Sequence[Int8WeightOnlyLinear],
+        activation: str | None = None,
+        few_rows: bool = False,
+    ):
         if activation is not None and activation not in self.ACTIVATIONS:
             raise ValueError(f"activation must be one of {self.ACTIVATIONS} or None, got {activation!r}")
         has_bias = [linear.bias is not None for linear in linears]
@@ -171,8 +180,15 @@ class StackedInt8Linear:
         self.bias = _stack([linear.bias for linear in linears])[0] if all(has_bias) else None
         self.activation = activation
         self.out_features = self.weight.shape[0]
+        self.rows = (
+            row_kernels.RowProduct(self.weight, self.bias, self.scale, activation)
+            if few_rows and row_kernels.applies(self.weight)
+            else None
+        )
 
     def __call__(self, states: torch.Tensor) -> torch.Tensor:
+        if self.rows is not None and states.numel() <= row_kernels.MAX_ROWS * states.shape[-1]:
+            return self.rows(states)
         return int8_linear(states, self.weight, self.scale, self.bias, self.activation)
 
 
