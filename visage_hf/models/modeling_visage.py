@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -37,6 +37,7 @@ from transformers.cache_utils import Cache
 from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput
 from transformers.utils import ModelOutput
 
+from . import row_kernels
 from .conditions import check_code_ids, check_conditions, check_null_flags, replace_with_nulls
 from .configuration_visage import DEFAULT_GENERATION_SETTINGS, VisageConfig
 from .encoder_decoder import VisageDecoder, VisageEncoder, VisageModel, step_product, supports_step_products
@@ -311,7 +312,10 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
         if num_branches > 1:
             # Every branch continues the same codes; only cross-attention (the condition) differs.
             inputs_embeds = inputs_embeds.repeat(num_branches, 1, 1)
-        return decoder(inputs_embeds, encoder_states, cache=cache, past_length=past_length)
+        # A prefill of many rows is compute-bound: torch's threads back if generation lent them to the kernels.
+        threads = row_kernels.torch_threads() if inputs_embeds.shape[1] > 1 else nullcontext()
+        with threads:
+            return decoder(inputs_embeds, encoder_states, cache=cache, past_length=past_length)
 
     def stream_logits(self, hidden_states: torch.Tensor, streams: list[int] | None = None) -> torch.Tensor:
         """``(..., d_model)`` -> ``(..., len(streams), codebook)`` logits of the given heads (default: all)."""
@@ -498,16 +502,22 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
         return self.config.code_pattern.revert(grid.cpu()).to(sequences.device)
 
     @contextmanager
-    def _packed_decoding_weights(self, schedule: list[list[int]]) -> Iterator[None]:
+    def _packed_decoding_weights(self, schedule: list[list[int]], rows: int) -> Iterator[None]:
         """On CPU, steps of ``schedule`` (live streams per step) read the step weights and recurring live-head lists
-        through stacked `step_product`s (float: `PackedLinear`, int8: `StackedInt8Linear`), held for the call."""
+        through stacked `step_product`s (float: `PackedLinear`, int8: `StackedInt8Linear`), held for the call;
+        with ``rows`` (branches × batch) few enough for `row_kernels`, torch's threads go to those kernels."""
         if len(schedule) < 2 or not supports_step_products(self.heads[0]):
             yield
             return
         recurring = [key for key, count in Counter(map(tuple, schedule)).items() if key and count > 1]
-        with self.model.decoder.packed_weights():
+        few_rows = rows <= row_kernels.MAX_ROWS
+        use_kernels = few_rows and row_kernels.applies(self.heads[0].weight)
+        threads = row_kernels.kernel_threads() if use_kernels else nullcontext()
+        with self.model.decoder.packed_weights(few_rows), threads:
             try:
-                self._packed_heads = {key: step_product([self.heads[j] for j in key]) for key in recurring}
+                self._packed_heads = {
+                    key: step_product([self.heads[j] for j in key], few_rows=few_rows) for key in recurring
+                }
                 yield
             finally:
                 self._packed_heads = None
@@ -547,7 +557,8 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
         schedule = stream_schedule(canvas)
         # Inference mode: no autograd bookkeeping on the ~1,500 small tensor ops of each step (views included),
         # which at batch 1 cost about as much as reading a small model's weights. The codes are cloned out.
-        with torch.inference_mode(), self._packed_decoding_weights(schedule[known_steps:]):
+        rows = plan.num_branches * batch
+        with torch.inference_mode(), self._packed_decoding_weights(schedule[known_steps:], rows):
             outputs = super().generate(
                 start,
                 generation_config=step_config,
