@@ -26,7 +26,7 @@ A ViSAGe model sees at most ``window_video_frames`` video frames (20 = 5 s at 4 
   always generated. Continuing for the partial frame (as this module did before) cost a second generate
   call that prefilled 859 prefix positions (×2 guidance branches) to write one frame: about 6 s of a ~40 s
   int8 generation of a 5-s clip on a 2-core AMD EPYC (AVX2); interleaved in one process on that CPU while
-  shared (1 torch thread, load 3.1–3.5), 101 / 119 s before against 80 / 86 s after. A long clip's last
+  shared (1 torch thread, load 4.1–5.3), 84 / 106 s before against 59 / 60 s after. A long clip's last
   window never needs this: its start moves a frame later instead, so even its last frame is generated.
 * **Audio.** Each window's codes are decoded on their own and the pieces are joined with a short raised-cosine
   crossfade centred in the middle of each overlap (:func:`stitch_windows`). Both sides decode the same prefix
