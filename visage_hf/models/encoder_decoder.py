@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import torch
 import torch.nn.functional as F
@@ -113,10 +113,11 @@ class PackedLinear:
 
 
 def step_product(
-    linears: Sequence[nn.Module], activation: str | None = None, few_rows: bool = False
+    linears: Sequence[nn.Module], activation: str | None = None, rows: int | None = None
 ) -> PackedLinear | StackedInt8Linear:
-    """``linears`` stacked into one product for generation steps: int8 layers (`quantize_decoder`) as they are,
-    float layers as a `PackedLinear`; ``few_rows``: steps multiply at most `row_kernels.MAX_ROWS` rows."""
+    """``linears`` stacked into one product for generation steps of ``rows`` rows (None: unknown): int8 layers
+    (`quantize_decoder`) as they are, float layers as a `PackedLinear`."""
+    few_rows = rows is not None and rows <= row_kernels.MAX_ROWS
     if isinstance(linears[0], Int8WeightOnlyLinear):
         return StackedInt8Linear(linears, activation, few_rows)
     return PackedLinear(linears, activation, few_rows)
@@ -420,26 +421,29 @@ class VisageDecoder(nn.Module):
         hidden_states = inputs_embeds + self.embed_positions.weight[start : start + length]
         hidden_states = _dropout(self.layernorm_embedding(hidden_states), self.dropout, self.training)
         attention_mask, is_causal = _causal_mask(length, past_length, hidden_states.device)
-        for layer in self.layers:
-            hidden_states = layer(
-                hidden_states,
-                encoder_hidden_states,
-                cache=cache,
-                attention_mask=attention_mask,
-                is_causal=is_causal,
-            )
+        # Many rows (a prefill) are compute-bound: torch's threads back if `packed_weights` lent them to kernels.
+        with row_kernels.torch_threads() if length > 1 else nullcontext():
+            for layer in self.layers:
+                hidden_states = layer(
+                    hidden_states,
+                    encoder_hidden_states,
+                    cache=cache,
+                    attention_mask=attention_mask,
+                    is_causal=is_causal,
+                )
         return hidden_states
 
     @contextmanager
-    def packed_weights(self, few_rows: bool = False) -> Iterator[None]:
+    def packed_weights(self, rows: int | None = None) -> Iterator[None]:
         """Within the block, decoding steps read the decoder's weights through copies laid out for them: the
         layers' step weights (self-attention q/k/v/out, cross-attention q/out, FFN; fc1 only with an
         activation oneDNN can apply) as `PackedLinear`s, and the code tables stacked into one. Cost: a second
         copy of those weights (≈214 M parameters at full size) while the block runs, and ~0.1-0.2 s to make
         it (oneDNN layout; the plain layout copies only the stacks). Cross-attention k/v run once per generation
         and keep the ordinary weights. Inference only: the copies do not follow weight updates made inside the
-        block. Callers check `PackedLinear.applies` first. ``few_rows``: steps multiply at most
-        `row_kernels.MAX_ROWS` rows (then no oneDNN copy; see `PackedLinear`).
+        block. Callers check `PackedLinear.applies` first. ``rows``: a step's rows (None: unknown); where the numba
+        kernels take them (at most `row_kernels.MAX_ROWS`), no oneDNN copy is made (see `PackedLinear`) and the
+        block runs in `row_kernels.kernel_threads` (torch single-threaded, its threads lent to the kernels).
         """
         owners = []
         try:
@@ -449,7 +453,7 @@ class VisageDecoder(nn.Module):
             for layer in self.layers:
                 attention, cross = layer.self_attn, layer.encoder_attn
                 owners += [attention, cross, layer]
-                product = functools.partial(step_product, few_rows=few_rows)
+                product = functools.partial(step_product, rows=rows)
                 attention.packed_linears.update(
                     qkv=product([attention.q_proj, attention.k_proj, attention.v_proj]),
                     out_proj=product([attention.out_proj]),
@@ -460,7 +464,10 @@ class VisageDecoder(nn.Module):
                 layer.packed_linears["fc2"] = product([layer.fc2])
                 if layer.activation_function in PackedLinear.ACTIVATIONS:  # else fc1 keeps the plain path
                     layer.packed_linears["fc1"] = product([layer.fc1], layer.activation_function)
-            yield
+            kernels = rows is not None and rows <= row_kernels.MAX_ROWS
+            kernels = kernels and row_kernels.applies(self.layers[0].fc2.weight)
+            with row_kernels.kernel_threads() if kernels else nullcontext():
+                yield
         finally:
             self._stacked_code_tables = None
             for owner in owners:
