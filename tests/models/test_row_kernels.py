@@ -82,7 +82,7 @@ def test_few_row_products_use_the_kernel_and_more_rows_torch(rows, monkeypatch):
     weight = torch.cat([linear.weight for linear in linears])
     bias = torch.cat([linear.bias for linear in linears])
     result = packed(states)
-    assert len(calls) == (rows <= row_kernels.MAX_ROWS)
+    assert len(calls) == (rows <= row_kernels.MAX_KERNEL_ROWS)
     torch.testing.assert_close(result.double(), _reference(states, weight, bias, "gelu"), rtol=0, atol=1e-5)
 
 

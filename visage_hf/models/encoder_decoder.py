@@ -20,9 +20,9 @@ from transformers.activations import ACT2FN
 from transformers.cache_utils import Cache, EncoderDecoderCache
 from transformers.modeling_layers import GradientCheckpointingLayer
 
-from . import row_kernels
 from .configuration_visage import VisageConfig
 from .quantization import Int8WeightOnlyLinear, StackedInt8Linear
+from .row_kernels import MAX_KERNEL_ROWS, RowProduct, kernel_threads, kernels_apply, torch_threads
 
 # Looked up once: resolving `torch.ops` attributes costs microseconds per call.
 _ONEDNN_LINEAR = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise", None)
@@ -33,7 +33,7 @@ class PackedLinear:
 
     Why: a decoding step multiplies a few rows (guidance branches × batch) by every step weight once, so it
     costs the time to stream the weights from memory, plus a fixed cost per product. With ``few_rows`` (steps of
-    at most `row_kernels.MAX_ROWS` rows) and numba installed, `row_kernels.RowProduct` streams the weight at close
+    at most `MAX_KERNEL_ROWS` rows) and numba installed, `RowProduct` streams the weight at close
     to the memory bandwidth (fp32 and bf16, any CPU), and larger inputs (a prefill) go through `F.linear`.
     Otherwise, two layouts:
 
@@ -64,8 +64,8 @@ class PackedLinear:
         biases = [linear.bias.detach() for linear in linears] if all(has_bias) else None
         self.bias = None if biases is None else biases[0] if len(biases) == 1 else torch.cat(biases)
         self.rows = (
-            row_kernels.RowProduct(weight, self.bias, activation=activation)
-            if few_rows and row_kernels.applies(weight)
+            RowProduct(weight, self.bias, activation=activation)
+            if few_rows and kernels_apply(weight)
             else None
         )
         self.onednn = self.rows is None and self.supports(weight)
@@ -98,7 +98,7 @@ class PackedLinear:
 
     def __call__(self, states: torch.Tensor) -> torch.Tensor:
         """``(..., in_features)`` -> ``(..., out_features)``."""
-        if self.rows is not None and states.numel() <= row_kernels.MAX_ROWS * states.shape[-1]:
+        if self.rows is not None and states.numel() <= MAX_KERNEL_ROWS * states.shape[-1]:
             return self.rows(states)
         if not self.onednn:
             projected = F.linear(states, self.weight, self.bias)
@@ -117,7 +117,7 @@ def step_product(
 ) -> PackedLinear | StackedInt8Linear:
     """``linears`` stacked into one product for generation steps of ``rows`` rows (None: unknown): int8 layers
     (`quantize_decoder`) as they are, float layers as a `PackedLinear`."""
-    few_rows = rows is not None and rows <= row_kernels.MAX_ROWS
+    few_rows = rows is not None and rows <= MAX_KERNEL_ROWS
     if isinstance(linears[0], Int8WeightOnlyLinear):
         return StackedInt8Linear(linears, activation, few_rows)
     return PackedLinear(linears, activation, few_rows)
@@ -422,7 +422,7 @@ class VisageDecoder(nn.Module):
         hidden_states = _dropout(self.layernorm_embedding(hidden_states), self.dropout, self.training)
         attention_mask, is_causal = _causal_mask(length, past_length, hidden_states.device)
         # Many rows (a prefill) are compute-bound: torch's threads back if `packed_weights` lent them to kernels.
-        with row_kernels.torch_threads() if length > 1 else nullcontext():
+        with torch_threads() if length > 1 else nullcontext():
             for layer in self.layers:
                 hidden_states = layer(
                     hidden_states,
@@ -442,18 +442,18 @@ class VisageDecoder(nn.Module):
         it (oneDNN layout; the plain layout copies only the stacks). Cross-attention k/v run once per generation
         and keep the ordinary weights. Inference only: the copies do not follow weight updates made inside the
         block. Callers check `PackedLinear.applies` first. ``rows``: a step's rows (None: unknown); where the numba
-        kernels take them (at most `row_kernels.MAX_ROWS`), no oneDNN copy is made (see `PackedLinear`) and the
-        block runs in `row_kernels.kernel_threads` (torch single-threaded, its threads lent to the kernels).
+        kernels take them (at most `MAX_KERNEL_ROWS`), no oneDNN copy is made (see `PackedLinear`) and the
+        block runs in `kernel_threads` (torch single-threaded, its threads lent to the kernels).
         """
         owners = []
         try:
             tables = [table.weight.detach() for table in self.embed_codes]
             offsets = torch.arange(len(tables), device=tables[0].device) * tables[0].shape[0]
             self._stacked_code_tables = torch.cat(tables), offsets
+            product = functools.partial(step_product, rows=rows)
             for layer in self.layers:
                 attention, cross = layer.self_attn, layer.encoder_attn
                 owners += [attention, cross, layer]
-                product = functools.partial(step_product, rows=rows)
                 attention.packed_linears.update(
                     qkv=product([attention.q_proj, attention.k_proj, attention.v_proj]),
                     out_proj=product([attention.out_proj]),
@@ -464,9 +464,9 @@ class VisageDecoder(nn.Module):
                 layer.packed_linears["fc2"] = product([layer.fc2])
                 if layer.activation_function in PackedLinear.ACTIVATIONS:  # else fc1 keeps the plain path
                     layer.packed_linears["fc1"] = product([layer.fc1], layer.activation_function)
-            kernels = rows is not None and rows <= row_kernels.MAX_ROWS
-            kernels = kernels and row_kernels.applies(self.layers[0].fc2.weight)
-            with row_kernels.kernel_threads() if kernels else nullcontext():
+            kernels = rows is not None and rows <= MAX_KERNEL_ROWS
+            kernels = kernels and kernels_apply(self.layers[0].fc2.weight)
+            with kernel_threads() if kernels else nullcontext():
                 yield
         finally:
             self._stacked_code_tables = None

@@ -8,7 +8,7 @@ int8 weight-only kernel (``_weight_int8pack_mm``) 10.1 GB/s; the loop below 18.8
 int8, against 22 GB/s for torch's plain sum over the same bytes.
 
 The loop: each output channel is one thread's dot products of its weight row with every input row, reading the
-row once (rows ≤ `MAX_ROWS`, so their accumulators stay in registers); the weight is converted to fp32 as it is
+row once (rows ≤ `MAX_KERNEL_ROWS`, so their accumulators stay in registers); the weight is converted to fp32 as it is
 read (fp32 as is, bf16 by a 16-bit shift, int8 by conversion and, after the sum, the row's scale); then the bias
 and optionally an exact (erf) GELU. Inputs are read as fp32 and sums run in fp32, in vector lanes (the order of
 additions differs from torch's: results agree to fp32 rounding, ~1e-6 relative).
@@ -43,7 +43,7 @@ try:  # optional: torch's kernels are the fallback
 except ImportError:  # pragma: no cover - exercised where numba is not installed
     numba = None
 
-MAX_ROWS = 4
+MAX_KERNEL_ROWS = 4
 """Rows a product streams its weight for once; more rows go to torch's kernels (which do well with many)."""
 
 WEIGHT_DTYPES = (torch.float32, torch.bfloat16, torch.int8)
@@ -54,14 +54,14 @@ def available() -> bool:
     return numba is not None and os.environ.get("VISAGE_HF_NO_NUMBA", "") in ("", "0")
 
 
-def applies(weight: torch.Tensor) -> bool:
+def kernels_apply(weight: torch.Tensor) -> bool:
     """Whether `RowProduct` can hold ``weight``: a 2-D CPU tensor of one of `WEIGHT_DTYPES`, numba available."""
     return available() and weight.device.type == "cpu" and weight.ndim == 2 and weight.dtype in WEIGHT_DTYPES
 
 
 class RowProduct:
     """``(..., in)`` -> ``(..., out)``: ``states @ (weight · scale[:, None]).T + bias``, then optionally GELU, for
-    at most `MAX_ROWS` rows; the output has ``states``' dtype.
+    at most `MAX_KERNEL_ROWS` rows; the output has ``states``' dtype.
 
     Args:
         weight: ``(out, in)`` float32, bfloat16 or int8 (then with ``scale``), on CPU. Kept, not copied.
@@ -79,7 +79,7 @@ class RowProduct:
         scale: torch.Tensor | None = None,
         activation: str | None = None,
     ):
-        if not applies(weight):
+        if not kernels_apply(weight):
             raise ValueError(
                 f"RowProduct needs numba and a 2-D CPU weight of {WEIGHT_DTYPES}, got {weight.dtype} "
                 f"on {weight.device}"
@@ -97,8 +97,8 @@ class RowProduct:
 
     def __call__(self, states: torch.Tensor) -> torch.Tensor:
         rows = states.numel() // self.in_features
-        if rows > MAX_ROWS or rows == 0:
-            raise ValueError(f"RowProduct multiplies 1 to {MAX_ROWS} rows, got {rows}")
+        if rows > MAX_KERNEL_ROWS or rows == 0:
+            raise ValueError(f"RowProduct multiplies 1 to {MAX_KERNEL_ROWS} rows, got {rows}")
         if states.dtype != torch.float32 or not states.is_contiguous():
             states_fp32 = states.float().contiguous()
         else:
@@ -233,11 +233,11 @@ if numba is not None:
 
 
 __all__ = [
-    "MAX_ROWS",
+    "MAX_KERNEL_ROWS",
     "WEIGHT_DTYPES",
     "RowProduct",
-    "applies",
     "available",
     "kernel_threads",
+    "kernels_apply",
     "torch_threads",
 ]
