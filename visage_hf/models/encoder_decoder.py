@@ -22,7 +22,15 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 
 from .configuration_visage import VisageConfig
 from .quantization import Int8WeightOnlyLinear, StackedInt8Linear
-from .row_kernels import MAX_KERNEL_ROWS, RowProduct, kernel_threads, kernels_apply, torch_threads
+from .row_kernels import (
+    MAX_KERNEL_ROWS,
+    RowProduct,
+    attention_applies,
+    kernel_threads,
+    kernels_apply,
+    single_query_attention,
+    torch_threads,
+)
 
 # Looked up once: resolving `torch.ops` attributes costs microseconds per call.
 _ONEDNN_LINEAR = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise", None)
@@ -191,14 +199,17 @@ class VisageAttention(nn.Module):
             if cache is not None:
                 self_cache = cache.self_attention_cache if isinstance(cache, EncoderDecoderCache) else cache
                 key, value = self_cache.update(key, value, self.layer_idx)
-        attended = F.scaled_dot_product_attention(
-            query,
-            key,
-            value,
-            attn_mask=attention_mask,
-            dropout_p=self.dropout if self.training else 0.0,
-            is_causal=is_causal,
-        )
+        if attention_mask is None and not self.training and attention_applies(query, key):
+            attended = single_query_attention(query, key, value)  # a generation step on CPU
+        else:
+            attended = F.scaled_dot_product_attention(
+                query,
+                key,
+                value,
+                attn_mask=attention_mask,
+                dropout_p=self.dropout if self.training else 0.0,
+                is_causal=is_causal,
+            )
         attended = _cast(attended, hidden_states.dtype).transpose(1, 2).reshape(batch, length, -1)
         return _linear(self, "out_proj", attended)
 

@@ -1,4 +1,4 @@
-"""Few-row products at memory speed on CPU: the generation step's weights streamed once by a numba kernel.
+"""Few-row products at memory speed on CPU: the generation step's weights streamed once by numba kernels.
 
 A generation step multiplies a few rows (guidance branches × batch: 1 to 4) by every step weight once, so its
 time is the time to read the weights. torch's CPU kernels for so few rows read them at well under the memory
@@ -12,6 +12,9 @@ row once (rows ≤ `MAX_KERNEL_ROWS`, so their accumulators stay in registers); 
 read (fp32 as is, bf16 by a 16-bit shift, int8 by conversion and, after the sum, the row's scale); then the bias
 and optionally an exact (erf) GELU. Inputs are read as fp32 and sums run in fp32, in vector lanes (the order of
 additions differs from torch's: results agree to fp32 rounding, ~1e-6 relative).
+
+A step's attention (one query row per head over the KV cache, which halfway through a 5-s clip at full size is
+~7 MB a layer) also runs here while torch is single-threaded (`single_query_attention`): heads in parallel.
 
 numba is optional: without it (or with ``VISAGE_HF_NO_NUMBA=1``) `available` is False and callers keep torch's
 kernels. The first product of each weight dtype compiles the loop (~1-2 s), cached on disk after that.
@@ -164,6 +167,43 @@ def torch_threads() -> Iterator[None]:
             torch.set_num_threads(1)
 
 
+def attention_applies(query: torch.Tensor, key: torch.Tensor) -> bool:
+    """Whether `single_query_attention` takes this attention: one query row, fp32 on CPU, inside `kernel_threads`
+    (where torch's own attention would run on one thread)."""
+    return (
+        _holders > 0
+        and query.shape[-2] == 1
+        and query.dtype == key.dtype == torch.float32
+        and query.device.type == "cpu"
+        and available()
+    )
+
+
+def single_query_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """``softmax(q·kᵀ/√d)·v`` for one query row per head: query ``(batch, heads, 1, d)``, key and value ``(batch,
+    heads, keys, d)`` (views into a cache are read in place) -> ``(batch, heads, 1, d)``, no mask.
+
+    A decoding step's attention reads the whole KV cache (at full size ~7 MB a layer halfway through a 5-s clip);
+    heads run in parallel on the kernels' threads, each reading its keys and values once."""
+    batch, heads, _, dim = query.shape
+    output = np.empty((batch, heads, 1, dim), dtype=np.float32)
+    keys = key.shape[2]
+    query, key, value = (_whole_rows(tensor) for tensor in (query.contiguous(), key, value))
+    _attention(query, key, value, keys, output, np.float32(dim**-0.5))
+    return torch.from_numpy(output)
+
+
+def _whole_rows(tensor: torch.Tensor) -> np.ndarray:
+    """A ``(batch, heads, rows, d)`` view of the first rows of a contiguous buffer -> the whole buffer as a C-ordered
+    array (the kernel reads only the first rows): numba vectorises the inner loops over C-ordered arrays only."""
+    batch, heads, _, dim = tensor.shape
+    stride = tensor.stride()
+    capacity = stride[1] // dim if dim else 0
+    if stride[3] == 1 and stride[2] == dim and stride[0] == heads * stride[1] and capacity >= tensor.shape[2]:
+        return torch.as_strided(tensor, (batch, heads, capacity, dim), stride).numpy()
+    return tensor.contiguous().numpy()
+
+
 # ---------------------------------------------------------------------------------------------------- kernels
 def _weight_value(value):  # numba only: a weight element as float32 (see the overload below)
     raise NotImplementedError
@@ -231,13 +271,39 @@ if numba is not None:
             out[2, channel] = _finish(third, scale[channel], bias[channel], gelu)
             out[last, channel] = _finish(fourth, scale[channel], bias[channel], gelu)
 
+    @numba.njit(parallel=True, fastmath=_FAST, cache=True)
+    def _attention(query, key, value, keys, out, scale):  # pragma: no cover - compiled
+        batch, heads, _, dim = key.shape
+        for task in prange(batch * heads):
+            row, head = task // heads, task % heads
+            scores = np.empty(keys, dtype=np.float32)
+            largest = -np.inf
+            for j in range(keys):
+                total = np.float32(0.0)
+                for d in range(dim):
+                    total += query[row, head, 0, d] * key[row, head, j, d]
+                scores[j] = total * scale
+                largest = max(largest, scores[j])
+            norm = np.float32(0.0)
+            for j in range(keys):
+                scores[j] = np.exp(scores[j] - largest)
+                norm += scores[j]
+            mixed = np.zeros(dim, dtype=np.float32)
+            for j in range(keys):
+                weight = scores[j] / norm
+                for d in range(dim):
+                    mixed[d] += weight * value[row, head, j, d]
+            out[row, head, 0, :] = mixed
+
 
 __all__ = [
     "MAX_KERNEL_ROWS",
     "WEIGHT_DTYPES",
     "RowProduct",
+    "attention_applies",
     "available",
     "kernel_threads",
     "kernels_apply",
+    "single_query_attention",
     "torch_threads",
 ]
