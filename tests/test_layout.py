@@ -605,6 +605,8 @@ def test_auto_map_modules_import_only_siblings():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.level:
                 assert node.level == 1, f"{path.name}: {ast.unparse(node)}"
+                # transformers copies `from .x import ...` siblings only: `from . import x` would be left behind.
+                assert node.module, f"{path.name}: {ast.unparse(node)} (write `from .x import name`)"
 
 
 def test_inference_imports_no_training_code():

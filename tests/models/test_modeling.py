@@ -258,6 +258,7 @@ def test_auto_class_round_trip(tiny_model, tmp_path):
     config_json = (tmp_path / "config.json").read_text()
     assert '"auto_map"' in config_json
     assert (tmp_path / "modeling_visage.py").exists()
+    assert (tmp_path / "row_kernels.py").exists()  # imported by encoder_decoder.py and quantization.py
 
 
 def test_gradient_checkpointing_gives_the_same_gradients(tiny_config, make_conditions):

@@ -82,7 +82,7 @@ def test_few_row_products_use_the_kernel_and_more_rows_torch(rows, monkeypatch):
     weight = torch.cat([linear.weight for linear in linears])
     bias = torch.cat([linear.bias for linear in linears])
     result = packed(states)
-    assert len(calls) == (rows <= row_kernels.MAX_ROWS)
+    assert len(calls) == (rows <= row_kernels.MAX_KERNEL_ROWS)
     torch.testing.assert_close(result.double(), _reference(states, weight, bias, "gelu"), rtol=0, atol=1e-5)
 
 
@@ -172,3 +172,31 @@ def test_int8_generation_reads_int8_weights_through_the_kernel(tiny_model, make_
     clip, energy, direction = make_conditions(model.config, batch=1, frames=1)
     model.generate(clip, energy, direction, seed=0, num_frames=3)
     assert held and set(held) == {torch.int8}
+
+
+@pytest.mark.parametrize("keys", [1, 5, 37])
+def test_single_query_attention_equals_float64_softmax_over_a_cache_view(keys):
+    generator = torch.Generator().manual_seed(keys)
+    query = torch.randn(2, 3, 1, 16, generator=generator)
+    key_buffer, value_buffer = torch.randn(2, 2, 3, 50, 16, generator=generator)
+    key, value = (
+        key_buffer[:, :, :keys],
+        value_buffer[:, :, :keys],
+    )  # as the preallocated cache hands them out
+    weights = (query.double() @ key.double().transpose(-1, -2) / 4.0).softmax(-1)
+    expected = weights @ value.double()
+    result = row_kernels.single_query_attention(query, key, value)
+    torch.testing.assert_close(result.double(), expected, rtol=0, atol=1e-6)
+    strided = row_kernels.single_query_attention(
+        query, key.transpose(2, 3).contiguous().transpose(2, 3), value
+    )
+    torch.testing.assert_close(strided, result, rtol=0, atol=1e-6)
+
+
+def test_kernel_attention_only_for_one_fp32_query_inside_kernel_threads():
+    query, key = torch.zeros(1, 2, 1, 8), torch.zeros(1, 2, 4, 8)
+    assert not row_kernels.attention_applies(query, key)
+    with row_kernels.kernel_threads():
+        assert row_kernels.attention_applies(query, key)
+        assert not row_kernels.attention_applies(torch.zeros(1, 2, 3, 8), key)
+        assert not row_kernels.attention_applies(query.bfloat16(), key.bfloat16())

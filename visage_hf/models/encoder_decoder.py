@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import torch
 import torch.nn.functional as F
@@ -20,9 +20,17 @@ from transformers.activations import ACT2FN
 from transformers.cache_utils import Cache, EncoderDecoderCache
 from transformers.modeling_layers import GradientCheckpointingLayer
 
-from . import row_kernels
 from .configuration_visage import VisageConfig
 from .quantization import Int8WeightOnlyLinear, StackedInt8Linear
+from .row_kernels import (
+    MAX_KERNEL_ROWS,
+    RowProduct,
+    attention_applies,
+    kernel_threads,
+    kernels_apply,
+    single_query_attention,
+    torch_threads,
+)
 
 # Looked up once: resolving `torch.ops` attributes costs microseconds per call.
 _ONEDNN_LINEAR = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise", None)
@@ -33,7 +41,7 @@ class PackedLinear:
 
     Why: a decoding step multiplies a few rows (guidance branches × batch) by every step weight once, so it
     costs the time to stream the weights from memory, plus a fixed cost per product. With ``few_rows`` (steps of
-    at most `row_kernels.MAX_ROWS` rows) and numba installed, `row_kernels.RowProduct` streams the weight at close
+    at most `MAX_KERNEL_ROWS` rows) and numba installed, `RowProduct` streams the weight at close
     to the memory bandwidth (fp32 and bf16, any CPU), and larger inputs (a prefill) go through `F.linear`.
     Otherwise, two layouts:
 
@@ -64,8 +72,8 @@ class PackedLinear:
         biases = [linear.bias.detach() for linear in linears] if all(has_bias) else None
         self.bias = None if biases is None else biases[0] if len(biases) == 1 else torch.cat(biases)
         self.rows = (
-            row_kernels.RowProduct(weight, self.bias, activation=activation)
-            if few_rows and row_kernels.applies(weight)
+            RowProduct(weight, self.bias, activation=activation)
+            if few_rows and kernels_apply(weight)
             else None
         )
         self.onednn = self.rows is None and self.supports(weight)
@@ -98,7 +106,7 @@ class PackedLinear:
 
     def __call__(self, states: torch.Tensor) -> torch.Tensor:
         """``(..., in_features)`` -> ``(..., out_features)``."""
-        if self.rows is not None and states.numel() <= row_kernels.MAX_ROWS * states.shape[-1]:
+        if self.rows is not None and states.numel() <= MAX_KERNEL_ROWS * states.shape[-1]:
             return self.rows(states)
         if not self.onednn:
             projected = F.linear(states, self.weight, self.bias)
@@ -113,10 +121,11 @@ class PackedLinear:
 
 
 def step_product(
-    linears: Sequence[nn.Module], activation: str | None = None, few_rows: bool = False
+    linears: Sequence[nn.Module], activation: str | None = None, rows: int | None = None
 ) -> PackedLinear | StackedInt8Linear:
-    """``linears`` stacked into one product for generation steps: int8 layers (`quantize_decoder`) as they are,
-    float layers as a `PackedLinear`; ``few_rows``: steps multiply at most `row_kernels.MAX_ROWS` rows."""
+    """``linears`` stacked into one product for generation steps of ``rows`` rows (None: unknown): int8 layers
+    (`quantize_decoder`) as they are, float layers as a `PackedLinear`."""
+    few_rows = rows is not None and rows <= MAX_KERNEL_ROWS
     if isinstance(linears[0], Int8WeightOnlyLinear):
         return StackedInt8Linear(linears, activation, few_rows)
     return PackedLinear(linears, activation, few_rows)
@@ -190,14 +199,17 @@ class VisageAttention(nn.Module):
             if cache is not None:
                 self_cache = cache.self_attention_cache if isinstance(cache, EncoderDecoderCache) else cache
                 key, value = self_cache.update(key, value, self.layer_idx)
-        attended = F.scaled_dot_product_attention(
-            query,
-            key,
-            value,
-            attn_mask=attention_mask,
-            dropout_p=self.dropout if self.training else 0.0,
-            is_causal=is_causal,
-        )
+        if attention_mask is None and not self.training and attention_applies(query, key):
+            attended = single_query_attention(query, key, value)  # a generation step on CPU
+        else:
+            attended = F.scaled_dot_product_attention(
+                query,
+                key,
+                value,
+                attn_mask=attention_mask,
+                dropout_p=self.dropout if self.training else 0.0,
+                is_causal=is_causal,
+            )
         attended = _cast(attended, hidden_states.dtype).transpose(1, 2).reshape(batch, length, -1)
         return _linear(self, "out_proj", attended)
 
@@ -420,36 +432,39 @@ class VisageDecoder(nn.Module):
         hidden_states = inputs_embeds + self.embed_positions.weight[start : start + length]
         hidden_states = _dropout(self.layernorm_embedding(hidden_states), self.dropout, self.training)
         attention_mask, is_causal = _causal_mask(length, past_length, hidden_states.device)
-        for layer in self.layers:
-            hidden_states = layer(
-                hidden_states,
-                encoder_hidden_states,
-                cache=cache,
-                attention_mask=attention_mask,
-                is_causal=is_causal,
-            )
+        # Many rows (a prefill) are compute-bound: torch's threads back if `packed_weights` lent them to kernels.
+        with torch_threads() if length > 1 else nullcontext():
+            for layer in self.layers:
+                hidden_states = layer(
+                    hidden_states,
+                    encoder_hidden_states,
+                    cache=cache,
+                    attention_mask=attention_mask,
+                    is_causal=is_causal,
+                )
         return hidden_states
 
     @contextmanager
-    def packed_weights(self, few_rows: bool = False) -> Iterator[None]:
+    def packed_weights(self, rows: int | None = None) -> Iterator[None]:
         """Within the block, decoding steps read the decoder's weights through copies laid out for them: the
         layers' step weights (self-attention q/k/v/out, cross-attention q/out, FFN; fc1 only with an
         activation oneDNN can apply) as `PackedLinear`s, and the code tables stacked into one. Cost: a second
         copy of those weights (≈214 M parameters at full size) while the block runs, and ~0.1-0.2 s to make
         it (oneDNN layout; the plain layout copies only the stacks). Cross-attention k/v run once per generation
         and keep the ordinary weights. Inference only: the copies do not follow weight updates made inside the
-        block. Callers check `PackedLinear.applies` first. ``few_rows``: steps multiply at most
-        `row_kernels.MAX_ROWS` rows (then no oneDNN copy; see `PackedLinear`).
+        block. Callers check `PackedLinear.applies` first. ``rows``: a step's rows (None: unknown); where the numba
+        kernels take them (at most `MAX_KERNEL_ROWS`), no oneDNN copy is made (see `PackedLinear`) and the
+        block runs in `kernel_threads` (torch single-threaded, its threads lent to the kernels).
         """
         owners = []
         try:
             tables = [table.weight.detach() for table in self.embed_codes]
             offsets = torch.arange(len(tables), device=tables[0].device) * tables[0].shape[0]
             self._stacked_code_tables = torch.cat(tables), offsets
+            product = functools.partial(step_product, rows=rows)
             for layer in self.layers:
                 attention, cross = layer.self_attn, layer.encoder_attn
                 owners += [attention, cross, layer]
-                product = functools.partial(step_product, few_rows=few_rows)
                 attention.packed_linears.update(
                     qkv=product([attention.q_proj, attention.k_proj, attention.v_proj]),
                     out_proj=product([attention.out_proj]),
@@ -460,7 +475,10 @@ class VisageDecoder(nn.Module):
                 layer.packed_linears["fc2"] = product([layer.fc2])
                 if layer.activation_function in PackedLinear.ACTIVATIONS:  # else fc1 keeps the plain path
                     layer.packed_linears["fc1"] = product([layer.fc1], layer.activation_function)
-            yield
+            kernels = rows is not None and rows <= MAX_KERNEL_ROWS
+            kernels = kernels and kernels_apply(self.layers[0].fc2.weight)
+            with kernel_threads() if kernels else nullcontext():
+                yield
         finally:
             self._stacked_code_tables = None
             for owner in owners:

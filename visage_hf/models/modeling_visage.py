@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -37,8 +37,13 @@ from transformers.cache_utils import Cache
 from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput
 from transformers.utils import ModelOutput
 
-from . import row_kernels
-from .conditions import check_code_ids, check_conditions, check_null_flags, replace_with_nulls
+from .conditions import (
+    branch_conditions,
+    check_code_ids,
+    check_conditions,
+    check_null_flags,
+    replace_with_nulls,
+)
 from .configuration_visage import DEFAULT_GENERATION_SETTINGS, VisageConfig
 from .encoder_decoder import VisageDecoder, VisageEncoder, VisageModel, step_product, supports_step_products
 from .generation import (
@@ -312,10 +317,7 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
         if num_branches > 1:
             # Every branch continues the same codes; only cross-attention (the condition) differs.
             inputs_embeds = inputs_embeds.repeat(num_branches, 1, 1)
-        # A prefill of many rows is compute-bound: torch's threads back if generation lent them to the kernels.
-        threads = row_kernels.torch_threads() if inputs_embeds.shape[1] > 1 else nullcontext()
-        with threads:
-            return decoder(inputs_embeds, encoder_states, cache=cache, past_length=past_length)
+        return decoder(inputs_embeds, encoder_states, cache=cache, past_length=past_length)
 
     def stream_logits(self, hidden_states: torch.Tensor, streams: list[int] | None = None) -> torch.Tensor:
         """``(..., d_model)`` -> ``(..., len(streams), codebook)`` logits of the given heads (default: all)."""
@@ -505,19 +507,15 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
     def _packed_decoding_weights(self, schedule: list[list[int]], rows: int) -> Iterator[None]:
         """On CPU, steps of ``schedule`` (live streams per step) read the step weights and recurring live-head lists
         through stacked `step_product`s (float: `PackedLinear`, int8: `StackedInt8Linear`), held for the call;
-        with ``rows`` (branches × batch) few enough for `row_kernels`, torch's threads go to those kernels."""
+        ``rows``: a step's rows (branches × batch)."""
         if len(schedule) < 2 or not supports_step_products(self.heads[0]):
             yield
             return
         recurring = [key for key, count in Counter(map(tuple, schedule)).items() if key and count > 1]
-        few_rows = rows <= row_kernels.MAX_ROWS
-        use_kernels = few_rows and row_kernels.applies(self.heads[0].weight)
-        threads = row_kernels.kernel_threads() if use_kernels else nullcontext()
-        with self.model.decoder.packed_weights(few_rows), threads:
+        heads = {key: [self.heads[j] for j in key] for key in recurring}
+        with self.model.decoder.packed_weights(rows):
             try:
-                self._packed_heads = {
-                    key: step_product([self.heads[j] for j in key], few_rows=few_rows) for key in recurring
-                }
+                self._packed_heads = {key: step_product(linears, rows=rows) for key, linears in heads.items()}
                 yield
             finally:
                 self._packed_heads = None
@@ -535,15 +533,8 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
         config = self.config
         batch, total_steps, streams = canvas.shape
         device = self.device
-        # All K guidance branches in one encoder pass, branch-major rows (k·batch + b).
-        flags = torch.tensor(plan.branches, dtype=torch.bool, device=device).repeat_interleave(batch, dim=0)
-        clip_features, energy_map, direction = (
-            None if tensor is None else tensor.repeat(plan.num_branches, *[1] * (tensor.ndim - 1))
-            for tensor in conditions
-        )
-        encoder_outputs = self.encode(
-            clip_features, energy_map, direction, null_visual=flags[:, 0], null_direction=flags[:, 1]
-        )
+        # All K guidance branches in one encoder pass.
+        encoder_outputs = self.encode(*branch_conditions(conditions, plan.branches, batch))
         start = torch.full((batch * streams, 1), config.code_pad_id, dtype=torch.long, device=device)
         prompt = canvas[:, :known_steps].transpose(1, 2).reshape(batch * streams, known_steps).to(device)
         use_cache = kwargs.pop("use_cache", True)
@@ -557,8 +548,8 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
         schedule = stream_schedule(canvas)
         # Inference mode: no autograd bookkeeping on the ~1,500 small tensor ops of each step (views included),
         # which at batch 1 cost about as much as reading a small model's weights. The codes are cloned out.
-        rows = plan.num_branches * batch
-        with torch.inference_mode(), self._packed_decoding_weights(schedule[known_steps:], rows):
+        packed = self._packed_decoding_weights(schedule[known_steps:], rows=plan.num_branches * batch)
+        with torch.inference_mode(), packed:
             outputs = super().generate(
                 start,
                 generation_config=step_config,

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import row_kernels
+from .row_kernels import MAX_KERNEL_ROWS, RowProduct, kernels_apply
 
 INT8 = "int8"
 # The kernel's input, scale and output dtype: the one with vectorised x86 kernels (see the module docstring).
@@ -160,8 +160,8 @@ class Int8WeightOnlyLinear(nn.Module):
 class StackedInt8Linear:
     """Several `Int8WeightOnlyLinear` layers as one product (outputs concatenated), optionally followed by an
     activation: the int8 counterpart of `PackedLinear` for a generation step (q/k/v in one call, FFN input with
-    its GELU, the live heads stacked). ``few_rows``: steps of at most `row_kernels.MAX_ROWS` rows, multiplied by
-    `row_kernels.RowProduct` where numba is installed. Inference only: a copy, which does not follow later weight
+    its GELU, the live heads stacked). ``few_rows``: steps of at most `MAX_KERNEL_ROWS` rows, multiplied by
+    `RowProduct` where numba is installed. Inference only: a copy, which does not follow later weight
     changes."""
 
     ACTIVATIONS = ("gelu",)
@@ -185,13 +185,13 @@ class StackedInt8Linear:
         self.activation = activation
         self.out_features = self.weight.shape[0]
         self.rows = (
-            row_kernels.RowProduct(self.weight, self.bias, self.scale, activation)
-            if few_rows and row_kernels.applies(self.weight)
+            RowProduct(self.weight, self.bias, self.scale, activation)
+            if few_rows and kernels_apply(self.weight)
             else None
         )
 
     def __call__(self, states: torch.Tensor) -> torch.Tensor:
-        if self.rows is not None and states.numel() <= row_kernels.MAX_ROWS * states.shape[-1]:
+        if self.rows is not None and states.numel() <= MAX_KERNEL_ROWS * states.shape[-1]:
             return self.rows(states)
         return int8_linear(states, self.weight, self.scale, self.bias, self.activation)
 

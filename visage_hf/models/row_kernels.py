@@ -1,4 +1,4 @@
-"""Few-row products at memory speed on CPU: the generation step's weights streamed once by a numba kernel.
+"""Few-row products at memory speed on CPU: the generation step's weights streamed once by numba kernels.
 
 A generation step multiplies a few rows (guidance branches × batch: 1 to 4) by every step weight once, so its
 time is the time to read the weights. torch's CPU kernels for so few rows read them at well under the memory
@@ -8,10 +8,13 @@ int8 weight-only kernel (``_weight_int8pack_mm``) 10.1 GB/s; the loop below 18.8
 int8, against 22 GB/s for torch's plain sum over the same bytes.
 
 The loop: each output channel is one thread's dot products of its weight row with every input row, reading the
-row once (rows ≤ `MAX_ROWS`, so their accumulators stay in registers); the weight is converted to fp32 as it is
+row once (rows ≤ `MAX_KERNEL_ROWS`, so their accumulators stay in registers); the weight is converted to fp32 as it is
 read (fp32 as is, bf16 by a 16-bit shift, int8 by conversion and, after the sum, the row's scale); then the bias
 and optionally an exact (erf) GELU. Inputs are read as fp32 and sums run in fp32, in vector lanes (the order of
 additions differs from torch's: results agree to fp32 rounding, ~1e-6 relative).
+
+A step's attention (one query row per head over the KV cache, which halfway through a 5-s clip at full size is
+~7 MB a layer) also runs here while torch is single-threaded (`single_query_attention`): heads in parallel.
 
 numba is optional: without it (or with ``VISAGE_HF_NO_NUMBA=1``) `available` is False and callers keep torch's
 kernels. The first product of each weight dtype compiles the loop (~1-2 s), cached on disk after that.
@@ -19,7 +22,8 @@ kernels. The first product of each weight dtype compiles the loop (~1-2 s), cach
 Threads: numba's OpenMP runtime is a second one beside torch's, and each keeps its idle threads spinning for a
 while after a parallel region; a step that alternates torch's small ops with ~80 kernels would have each pool's
 spinning threads take the cores from the other's. Generation therefore runs its steps inside `kernel_threads`:
-torch single-threaded (a step's other ops are small), the kernels on the threads torch had.
+torch single-threaded (a step's other ops are small), the kernels on the threads torch had. Outside such a block
+the kernels use numba's default (every core).
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ try:  # optional: torch's kernels are the fallback
 except ImportError:  # pragma: no cover - exercised where numba is not installed
     numba = None
 
-MAX_ROWS = 4
+MAX_KERNEL_ROWS = 4
 """Rows a product streams its weight for once; more rows go to torch's kernels (which do well with many)."""
 
 WEIGHT_DTYPES = (torch.float32, torch.bfloat16, torch.int8)
@@ -53,14 +57,14 @@ def available() -> bool:
     return numba is not None and os.environ.get("VISAGE_HF_NO_NUMBA", "") in ("", "0")
 
 
-def applies(weight: torch.Tensor) -> bool:
+def kernels_apply(weight: torch.Tensor) -> bool:
     """Whether `RowProduct` can hold ``weight``: a 2-D CPU tensor of one of `WEIGHT_DTYPES`, numba available."""
     return available() and weight.device.type == "cpu" and weight.ndim == 2 and weight.dtype in WEIGHT_DTYPES
 
 
 class RowProduct:
     """``(..., in)`` -> ``(..., out)``: ``states @ (weight · scale[:, None]).T + bias``, then optionally GELU, for
-    at most `MAX_ROWS` rows; the output has ``states``' dtype.
+    at most `MAX_KERNEL_ROWS` rows; the output has ``states``' dtype.
 
     Args:
         weight: ``(out, in)`` float32, bfloat16 or int8 (then with ``scale``), on CPU. Kept, not copied.
@@ -78,7 +82,7 @@ class RowProduct:
         scale: torch.Tensor | None = None,
         activation: str | None = None,
     ):
-        if not applies(weight):
+        if not kernels_apply(weight):
             raise ValueError(
                 f"RowProduct needs numba and a 2-D CPU weight of {WEIGHT_DTYPES}, got {weight.dtype} "
                 f"on {weight.device}"
@@ -96,17 +100,19 @@ class RowProduct:
 
     def __call__(self, states: torch.Tensor) -> torch.Tensor:
         rows = states.numel() // self.in_features
-        if rows > MAX_ROWS or rows == 0:
-            raise ValueError(f"RowProduct multiplies 1 to {MAX_ROWS} rows, got {rows}")
-        inputs = states.reshape(rows, self.in_features)
-        if inputs.dtype != torch.float32 or not inputs.is_contiguous():
-            inputs = inputs.float().contiguous()
-        output = torch.empty(rows, self.out_features)
-        _sync_threads()
+        if rows > MAX_KERNEL_ROWS or rows == 0:
+            raise ValueError(f"RowProduct multiplies 1 to {MAX_KERNEL_ROWS} rows, got {rows}")
+        if states.dtype != torch.float32 or not states.is_contiguous():
+            states_fp32 = states.float().contiguous()
+        else:
+            states_fp32 = states
+        # numpy views on both sides: a few microseconds less per call than torch's reshape/view (~80 calls a step).
+        inputs = states_fp32.numpy().reshape(rows, self.in_features)
+        output = np.empty((rows, self.out_features), dtype=np.float32)
         kernel = _two_rows if rows <= 2 else _four_rows
-        kernel(self._weight, self._scale, self._bias, inputs.numpy(), output.numpy(), self._gelu)
-        output = output if states.dtype == torch.float32 else output.to(states.dtype)
-        return output.view(*states.shape[:-1], self.out_features)
+        kernel(self._weight, self._scale, self._bias, inputs, output, self._gelu)
+        output = torch.from_numpy(output.reshape(*states.shape[:-1], self.out_features))
+        return output if states.dtype == torch.float32 else output.to(states.dtype)
 
 
 def _as_numpy(weight: torch.Tensor) -> np.ndarray:
@@ -137,6 +143,7 @@ def kernel_threads() -> Iterator[None]:
             _threads = torch.get_num_threads()
             torch.set_num_threads(1)
         _holders += 1
+        numba.set_num_threads(min(_threads, numba.config.NUMBA_NUM_THREADS))  # numba's setting is per thread
     try:
         yield
     finally:
@@ -160,11 +167,41 @@ def torch_threads() -> Iterator[None]:
             torch.set_num_threads(1)
 
 
-def _sync_threads() -> None:
-    """The kernels use torch's threads (``torch.set_num_threads`` governs both; see `kernel_threads`)."""
-    threads = min(_threads if _holders else torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)
-    if numba.get_num_threads() != threads:
-        numba.set_num_threads(threads)
+def attention_applies(query: torch.Tensor, key: torch.Tensor) -> bool:
+    """Whether `single_query_attention` takes this attention: one query row, fp32 on CPU, inside `kernel_threads`
+    (where torch's own attention would run on one thread)."""
+    return (
+        _holders > 0
+        and query.shape[-2] == 1
+        and query.dtype == key.dtype == torch.float32
+        and query.device.type == "cpu"
+        and available()
+    )
+
+
+def single_query_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """``softmax(q·kᵀ/√d)·v`` for one query row per head: query ``(batch, heads, 1, d)``, key and value ``(batch,
+    heads, keys, d)`` (views into a cache are read in place) -> ``(batch, heads, 1, d)``, no mask.
+
+    A decoding step's attention reads the whole KV cache (at full size ~7 MB a layer halfway through a 5-s clip);
+    heads run in parallel on the kernels' threads, each reading its keys and values once."""
+    batch, heads, _, dim = query.shape
+    output = np.empty((batch, heads, 1, dim), dtype=np.float32)
+    keys = key.shape[2]
+    query, key, value = (_whole_rows(tensor) for tensor in (query.contiguous(), key, value))
+    _attention(query, key, value, keys, output, np.float32(dim**-0.5))
+    return torch.from_numpy(output)
+
+
+def _whole_rows(tensor: torch.Tensor) -> np.ndarray:
+    """A ``(batch, heads, rows, d)`` view of the first rows of a contiguous buffer -> the whole buffer as a C-ordered
+    array (the kernel reads only the first rows): numba vectorises the inner loops over C-ordered arrays only."""
+    batch, heads, _, dim = tensor.shape
+    stride = tensor.stride()
+    capacity = stride[1] // dim if dim else 0
+    if stride[3] == 1 and stride[2] == dim and stride[0] == heads * stride[1] and capacity >= tensor.shape[2]:
+        return torch.as_strided(tensor, (batch, heads, capacity, dim), stride).numpy()
+    return tensor.contiguous().numpy()
 
 
 # ---------------------------------------------------------------------------------------------------- kernels
@@ -234,13 +271,39 @@ if numba is not None:
             out[2, channel] = _finish(third, scale[channel], bias[channel], gelu)
             out[last, channel] = _finish(fourth, scale[channel], bias[channel], gelu)
 
+    @numba.njit(parallel=True, fastmath=_FAST, cache=True)
+    def _attention(query, key, value, keys, out, scale):  # pragma: no cover - compiled
+        batch, heads, _, dim = key.shape
+        for task in prange(batch * heads):
+            row, head = task // heads, task % heads
+            scores = np.empty(keys, dtype=np.float32)
+            largest = -np.inf
+            for j in range(keys):
+                total = np.float32(0.0)
+                for d in range(dim):
+                    total += query[row, head, 0, d] * key[row, head, j, d]
+                scores[j] = total * scale
+                largest = max(largest, scores[j])
+            norm = np.float32(0.0)
+            for j in range(keys):
+                scores[j] = np.exp(scores[j] - largest)
+                norm += scores[j]
+            mixed = np.zeros(dim, dtype=np.float32)
+            for j in range(keys):
+                weight = scores[j] / norm
+                for d in range(dim):
+                    mixed[d] += weight * value[row, head, j, d]
+            out[row, head, 0, :] = mixed
+
 
 __all__ = [
-    "MAX_ROWS",
+    "MAX_KERNEL_ROWS",
     "WEIGHT_DTYPES",
     "RowProduct",
-    "applies",
+    "attention_applies",
     "available",
     "kernel_threads",
+    "kernels_apply",
+    "single_query_attention",
     "torch_threads",
 ]
