@@ -25,8 +25,9 @@ Per variant it prints ms per decoder step (median, and the fastest decile: the s
 processes), the per-call fixed cost, seconds for a 5-s clip (fixed + 861 median steps), the speed-up over
 ``reference``, and the distance from this machine's floor: every step must read the decoder's step weights once
 (self-attention 4·d², cross-attention q/o 2·d², FFN 2·d·ffn per layer) and the live heads (on average 18 of 36
-heads of d × 1024 per step), at the measured read bandwidth. The KV cache read per step (growing along the clip)
-is not in the floor.
+heads of d × 1024 per step), and the attention's keys and values (fp32 on CPU; self-attention's grow by a row
+a step, so a 5-s clip's later steps read more than the 61 timed by default: ``--full`` times them all), at the
+measured read bandwidth. ``s/clip`` extrapolates the median step, so it leaves that growth out unless ``--full``.
 
 Usage:
     python benchmarks/generate.py                         # the 78 M and the full (360 M) model, 61 steps
@@ -188,6 +189,15 @@ def step_weight_count(config) -> float:
     return layers + heads * d * config.codebook_size
 
 
+def cache_bytes_per_step(config, rows: int, steps: int, video_frames: int = CLIP_FRAMES) -> float:
+    """Bytes of attention keys and values one step reads, averaged over steps 1..steps-1 of a generation with
+    ``rows`` rows (guidance branches × batch): every layer's self-attention cache (one row per past step) and
+    cross-attention states (the video frames + 2), fp32."""
+    per_position = config.decoder_layers * 2 * rows * config.d_model * 4
+    mean_self = sum(range(2, steps + 1)) / max(steps - 1, 1)  # keys at step t: t + 1 (the start token's too)
+    return per_position * (mean_self + video_frames + 2)
+
+
 def build(size: str):
     import torch
 
@@ -340,6 +350,7 @@ def time_variants(variants, size, steps, device, batch, threads, repeats) -> tup
             per_step[name] += step_seconds
         bandwidth = max(bandwidth, read_bandwidth(repeats=3))
     weights = step_weight_count(model.config)
+    cache = cache_bytes_per_step(model.config, 2 * batch, steps)
     results = {}
     for name in variants:
         median = statistics.median(per_step[name])
@@ -352,7 +363,7 @@ def time_variants(variants, size, steps, device, batch, threads, repeats) -> tup
             "fixed_s": fixed,
             "clip_s": clip_seconds,
             "codes_per_s": batch * 36 * CLIP_CODEC_FRAMES / clip_seconds,
-            "floor_ms": 1e3 * weights * VARIANTS[name].bytes_per_weight / bandwidth,
+            "floor_ms": 1e3 * (weights * VARIANTS[name].bytes_per_weight + cache) / bandwidth,
         }
     return results, weights, bandwidth
 
@@ -444,8 +455,9 @@ def main() -> None:
     print(
         "\nms/step: median decoder step (pairs of steps, first left out); fast ms: fastest decile of steps;\n"
         "fixed s: per-call cost outside the steps; s/clip: fixed + 861 median steps = 5 s of audio;\n"
-        "speed-up: reference s/clip over s/clip, same run; floor: step weights x bytes per weight / measured\n"
-        "read bandwidth (best probe of the run); x floor: ms/step / floor; fast x: fast ms / floor (CPU).\n"
+        "speed-up: reference s/clip over s/clip, same run; floor: (step weights x bytes per weight + attention\n"
+        "keys/values) / measured read bandwidth (best probe of the run); x floor: ms/step / floor;\n"
+        "fast x: fast ms / floor (CPU).\n"
         "On a GPU, real-time factor = s/clip / 5 and clips/s = batch / s/clip."
     )
 

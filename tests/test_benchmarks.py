@@ -64,6 +64,41 @@ def test_generation_floor_counts_the_weights_a_step_reads(tiny_model):
     assert generate.step_weight_count(config) == pytest.approx(layer_weights + head_weights, rel=1e-12)
 
 
+def test_generation_floor_counts_the_keys_and_values_attention_reads(
+    tiny_model, make_conditions, monkeypatch
+):
+    """The floor's attention term against what a real generation's attention receives, step by step: the keys
+    and values of every self- and cross-attention call after the first step, recorded as SDPA or the kernel gets
+    them."""
+    import torch.nn.functional as F
+
+    from visage_hf.models import encoder_decoder
+
+    generate = _load_benchmark("generate")
+    read = []
+    sdpa, kernel = F.scaled_dot_product_attention, encoder_decoder.single_query_attention
+
+    def record(original):
+        def attend(query, key, value, *args, **kwargs):
+            if query.shape[-2] == 1:  # a decoder step (the encoder attends with all its rows)
+                read.append((key.numel() + value.numel()) * 4)
+            return original(query, key, value, *args, **kwargs)
+
+        return attend
+
+    monkeypatch.setattr(encoder_decoder.F, "scaled_dot_product_attention", record(sdpa))
+    monkeypatch.setattr(encoder_decoder, "single_query_attention", record(kernel))
+    clip, energy, direction = make_conditions(tiny_model.config, batch=1, frames=4)
+    tiny_model.generate(clip, energy, direction, seed=0, num_frames=3)  # 7 steps, joint guidance: 2 rows
+    per_step = 2 * tiny_model.config.decoder_layers
+    steps = len(read) // per_step
+    assert steps == 7
+    measured = sum(read[per_step:]) / (steps - 1)  # step 0 (the prompt) left out, as the benchmark does
+    assert generate.cache_bytes_per_step(tiny_model.config, 2, steps, video_frames=4) == pytest.approx(
+        measured, rel=1e-12
+    )
+
+
 def test_gpu_check_runs_end_to_end_on_a_smoke_model(capsys):
     """The GPU script is run once per lent GPU, so it must not rot between loans: its CPU smoke run goes through
     the same generation (per-clip generators) and decode calls, and its figures follow from its timings."""
