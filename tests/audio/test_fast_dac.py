@@ -102,6 +102,20 @@ def test_numba_snake_matches_transformers_snake(model):
         assert torch.equal(hidden_2d[..., :50].squeeze(2), hidden[..., :50])  # outside the window: untouched
 
 
+def test_snake_kernel_sine_squared_is_float32_accurate():
+    """With ``scale = 1`` and ``|x| <= 1`` the output is ``O(1)``, so the reduction modulo π (``|αx|`` up to
+    5000 here) and the polynomial are checked to a few float32 ulps against float64's ``sin``."""
+    pytest.importorskip("numba")
+    generator = np.random.default_rng(11)
+    x = generator.uniform(-1, 1, (513, 40)).astype(np.float32)
+    alpha = np.geomspace(0.01, 5000, 40).astype(np.float32)
+    out = np.empty_like(x)
+    snake_kernels.snake_rows(x, alpha, np.ones(40, np.float32), out)
+    angle = (alpha * x).astype(np.float64)  # αx rounded to float32 first, as torch computes it
+    expected = x + np.sin(angle) ** 2
+    assert np.abs(out - expected).max() <= 5e-7
+
+
 @pytest.mark.parametrize("stride", [2, 4, 8])
 def test_transposed_convolution_as_phase_convolution(stride):
     generator = torch.Generator().manual_seed(stride)

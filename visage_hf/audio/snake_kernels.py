@@ -3,10 +3,13 @@
 torch computes Snake as several elementwise kernels, each streaming the whole activation through memory (up to
 85 MB per mono 5-s signal at 44.1 kHz). This kernel reads each sample once and writes it once. numba has no
 vectorised ``sin`` here (no SVML), so ``sin²`` is evaluated from its period: ``sin²(y) = sin²(y - kπ)`` with
-``k = round(y/π)``, the reduction in float64 (exact enough for any ``|y|`` a float32 activation reaches) and an
-odd polynomial for ``sin`` on ``[-π/2, π/2]`` (Taylor terms to ``r¹³``: error below 1e-9 there), which LLVM
-vectorises over the channels. The result differs from torch's ``sin`` by float32 rounding only, so it is used in
-the decoder (audio within float rounding), never in the encoder, whose codes must stay bit-identical.
+``k = round(y/π)``, ``π`` split in three float32 parts (Cody-Waite: ``k·π_A`` and ``k·π_B`` are exact for
+``|k| < 2¹³``, so the reduced ``r`` is good to float32 rounding for ``|αx|`` up to ~2·10⁵, far beyond what a DAC's
+activations reach), then an odd polynomial for ``sin`` on ``[-π/2, π/2]`` (Taylor terms to ``r¹¹``: error below
+6e-8 there). All of it is float32 arithmetic that LLVM vectorises over the channels, 8 lanes per AVX2 register
+(a float64 version measured 2.2x slower). The result differs from torch's ``sin`` by float32 rounding only, so
+it is used in the decoder (audio within float rounding), never in the encoder, whose codes must stay
+bit-identical.
 
 ``NUMBA_AVAILABLE`` is False when numba cannot be imported; callers then keep torch's ops.
 """
@@ -25,27 +28,32 @@ except ImportError:  # pragma: no cover - exercised by monkeypatching NUMBA_AVAI
 
 NUMBA_AVAILABLE = numba is not None
 
-__all__ = ["NUMBA_AVAILABLE", "snake_channels_last"]
+__all__ = ["NUMBA_AVAILABLE", "snake_channels_last", "snake_rows"]
 
-# Taylor coefficients of sin(r) = r·(1 + r²·(S3 + r²·(S5 + ...))) on [-π/2, π/2].
-_S = tuple((-1.0) ** n / math.factorial(2 * n + 1) for n in range(1, 7))
+# Taylor coefficients of sin(r) = r·(1 + r²·(S3 + r²·(S5 + ...))) on [-π/2, π/2], and π in three parts.
+_S3, _S5, _S7, _S9, _S11 = (np.float32((-1.0) ** n / math.factorial(2 * n + 1)) for n in range(1, 6))
+_PI_A, _PI_B, _PI_C = (
+    np.float32(3.140625),
+    np.float32(9.67502593994140625e-4),
+    np.float32(1.509957990978376e-7),
+)
+_INV_PI, _HALF, _ONE = np.float32(1 / math.pi), np.float32(0.5), np.float32(1.0)
 
 
 def _snake_rows(x, alpha, scale, out):  # pragma: no cover - compiled by numba; the tests run it compiled
     """``out[t, c] = x[t, c] + scale[c]·sin²(alpha[c]·x[t, c])`` for ``(rows, channels)`` float32 arrays."""
     rows, channels = x.shape
     block = 64
-    inv_pi = 1.0 / math.pi
     for first in numba.prange((rows + block - 1) // block):
         for row in range(first * block, min(first * block + block, rows)):
             for c in range(channels):
                 value = x[row, c]
-                y = np.float64(np.float32(alpha[c] * value))  # αx rounded to float32, as torch computes it
-                r = y - math.floor(y * inv_pi + 0.5) * math.pi
+                y = alpha[c] * value  # float32, as torch computes αx
+                k = np.floor(y * _INV_PI + _HALF)
+                r = ((y - k * _PI_A) - k * _PI_B) - k * _PI_C
                 r2 = r * r
-                poly = _S[3] + r2 * (_S[4] + r2 * _S[5])
-                s = r * (1.0 + r2 * (_S[0] + r2 * (_S[1] + r2 * (_S[2] + r2 * poly))))
-                out[row, c] = value + scale[c] * np.float32(s * s)
+                sine = r * (_ONE + r2 * (_S3 + r2 * (_S5 + r2 * (_S7 + r2 * (_S9 + r2 * _S11)))))
+                out[row, c] = value + scale[c] * (sine * sine)
 
 
 _kernel = None
@@ -56,6 +64,12 @@ def _compiled():
     if _kernel is None:
         _kernel = numba.njit(parallel=True, fastmath={"contract"}, cache=True, nogil=True)(_snake_rows)
     return _kernel
+
+
+def snake_rows(x: np.ndarray, alpha: np.ndarray, scale: np.ndarray, out: np.ndarray) -> None:
+    """``out[t, c] = x[t, c] + scale[c]·sin²(alpha[c]·x[t, c])``: ``(rows, channels)`` float32 arrays (C order),
+    ``(channels,)`` ``alpha`` and ``scale``. ``out`` may be ``x``."""
+    _compiled()(x, alpha, scale, out)
 
 
 def snake_channels_last(
@@ -71,10 +85,9 @@ def snake_channels_last(
         out = torch.empty_like(hidden, memory_format=torch.channels_last)
     alpha32 = alpha.detach().reshape(-1).float()
     scale = (alpha32 + 1e-9).reciprocal().numpy()  # the same float32 reciprocal torch's Snake multiplies by
-    kernel = _compiled()
     # Each item's (time, channels) rows are contiguous, even in a time slice of a batch.
     for item in range(hidden.shape[0]):
         rows_in = hidden[item].permute(1, 2, 0).reshape(-1, channels).numpy()
         rows_out = out[item].permute(1, 2, 0).view(-1, channels).numpy()
-        kernel(rows_in, alpha32.numpy(), scale, rows_out)
+        snake_rows(rows_in, alpha32.numpy(), scale, rows_out)
     return out
