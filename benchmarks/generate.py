@@ -15,6 +15,10 @@ measured between the rounds (`machine.read_bandwidth`):
 * ``ours-int8``: the same with ``dtype="int8"`` (the decoder's step weights and heads int8, one scale per output
   channel, torch's ``_weight_int8pack_mm``; `visage_hf.models.quantization`).
 
+On CPU, ``ours*`` multiply each step's few rows by the numba kernels of `visage_hf.models.row_kernels`;
+``ours-torch``, ``ours-bf16-torch`` and ``ours-int8-torch`` (not run by default) time the same without them (torch's
+oneDNN / plain / int8 products, as where numba is not installed).
+
 A variant is one `Variant` line in `VARIANTS` (its weight preparation and the bytes it reads per step weight).
 
 Per variant it prints ms per decoder step (median, and the fastest decile: the steps least disturbed by other
@@ -84,6 +88,22 @@ def _without_plain_stacking():
         PackedLinear.applies = staticmethod(applies)
 
 
+@contextmanager
+def _without_row_kernels():
+    """Generation on torch's products only (oneDNN, torch's int8 kernel), as where numba is not installed."""
+    import os
+
+    before = os.environ.get("VISAGE_HF_NO_NUMBA")
+    os.environ["VISAGE_HF_NO_NUMBA"] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["VISAGE_HF_NO_NUMBA"]
+        else:
+            os.environ["VISAGE_HF_NO_NUMBA"] = before
+
+
 @dataclass(frozen=True)
 class Variant:
     """One generation variant: how its model is prepared, and how many bytes it reads per step weight."""
@@ -105,6 +125,15 @@ VARIANTS = {
         Variant(
             "ours-int8", prepare=_int8, bytes_per_weight=1.0
         ),  # dtype="int8": visage_hf.models.quantization
+        # Not run by default: torch's products instead of the numba kernels (visage_hf.models.row_kernels).
+        Variant("ours-torch", context=_without_row_kernels),
+        Variant(
+            "ours-bf16-torch",
+            prepare=_to_dtype("bfloat16"),
+            bytes_per_weight=2.0,
+            context=_without_row_kernels,
+        ),
+        Variant("ours-int8-torch", prepare=_int8, bytes_per_weight=1.0, context=_without_row_kernels),
         # Not run by default: bf16 without the plain stacked layout (as on AVX2 CPUs before it existed).
         Variant(
             "ours-bf16-unstacked",

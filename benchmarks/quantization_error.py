@@ -144,8 +144,16 @@ def main() -> None:
     parser.add_argument(
         "--frames", type=int, default=None, help="codec frames to generate (default: the clip's)"
     )
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=None,
+        help="clips generated together (default: all); with at most 4 rows a step (batch 2 under joint guidance) "
+        "the products run through the numba kernels (visage_hf.models.row_kernels), else through torch's",
+    )
     args = parser.parse_args()
     model, conditions, frames = load(args.model)
+    conditions = [None if tensor is None else tensor[: args.batch] for tensor in conditions]
     frames = args.frames or frames
     variants = {
         "int8": quantize_decoder(copy.deepcopy(model)),

@@ -98,4 +98,25 @@ def check_code_ids(config: VisageConfig, codes: torch.Tensor) -> None:
         )
 
 
-__all__ = ["check_code_ids", "check_conditions", "check_null_flags", "replace_with_nulls"]
+def branch_conditions(
+    conditions: list[torch.Tensor | None], branches: tuple[tuple[bool, bool], ...], batch: int
+) -> tuple[torch.Tensor | None, ...]:
+    """The conditions of every guidance branch in one batch, branch-major rows (k·batch + b): ``(clip_features,
+    energy_map, direction, null_visual, null_direction)`` for `VisageForFOA.encode`; ``branches`` holds each
+    branch's ``(null_visual, null_direction)``."""
+    device = conditions[0].device
+    flags = torch.tensor(branches, dtype=torch.bool, device=device).repeat_interleave(batch, dim=0)
+    repeated = [
+        None if tensor is None else tensor.repeat(len(branches), *[1] * (tensor.ndim - 1))
+        for tensor in conditions
+    ]
+    return (*repeated, flags[:, 0], flags[:, 1])
+
+
+__all__ = [
+    "branch_conditions",
+    "check_code_ids",
+    "check_conditions",
+    "check_null_flags",
+    "replace_with_nulls",
+]

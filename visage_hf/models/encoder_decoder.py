@@ -9,8 +9,9 @@ During CPU generation the decoder's step weights can be read through `PackedLine
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import torch
 import torch.nn.functional as F
@@ -19,6 +20,7 @@ from transformers.activations import ACT2FN
 from transformers.cache_utils import Cache, EncoderDecoderCache
 from transformers.modeling_layers import GradientCheckpointingLayer
 
+from . import row_kernels
 from .configuration_visage import VisageConfig
 from .quantization import Int8WeightOnlyLinear, StackedInt8Linear
 
@@ -30,7 +32,10 @@ class PackedLinear:
     """An inference-only copy of one or more Linear layers (stacked along the output), laid out for decoding.
 
     Why: a decoding step multiplies a few rows (guidance branches × batch) by every step weight once, so it
-    costs the time to stream the weights from memory, plus a fixed cost per product. Two layouts:
+    costs the time to stream the weights from memory, plus a fixed cost per product. With ``few_rows`` (steps of
+    at most `row_kernels.MAX_ROWS` rows) and numba installed, `row_kernels.RowProduct` streams the weight at close
+    to the memory bandwidth (fp32 and bf16, any CPU), and larger inputs (a prefill) go through `F.linear`.
+    Otherwise, two layouts:
 
     - oneDNN (`supports`: CPU, fp32, or bf16 where the CPU has native bf16): `F.linear` on row-major ``(out, in)``
       weights reads them well below the memory bandwidth on CPU; oneDNN's inner product on a weight reordered
@@ -47,7 +52,7 @@ class PackedLinear:
     MIN_ROWS = 4
     ACTIVATIONS = ("gelu",)  # oneDNN post-ops that equal ACT2FN[name] (erf GELU)
 
-    def __init__(self, linears: Sequence[nn.Linear], activation: str | None = None):
+    def __init__(self, linears: Sequence[nn.Linear], activation: str | None = None, few_rows: bool = False):
         if activation is not None and activation not in self.ACTIVATIONS:
             raise ValueError(f"activation must be one of {self.ACTIVATIONS} or None, got {activation!r}")
         weights = [linear.weight.detach() for linear in linears]
@@ -58,7 +63,12 @@ class PackedLinear:
         self.out_features = weight.shape[0]
         biases = [linear.bias.detach() for linear in linears] if all(has_bias) else None
         self.bias = None if biases is None else biases[0] if len(biases) == 1 else torch.cat(biases)
-        self.onednn = self.supports(weight)
+        self.rows = (
+            row_kernels.RowProduct(weight, self.bias, activation=activation)
+            if few_rows and row_kernels.applies(weight)
+            else None
+        )
+        self.onednn = self.rows is None and self.supports(weight)
         if not self.onednn:
             self.weight = weight
             self._activation = None if activation is None else ACT2FN[activation]
@@ -88,6 +98,8 @@ class PackedLinear:
 
     def __call__(self, states: torch.Tensor) -> torch.Tensor:
         """``(..., in_features)`` -> ``(..., out_features)``."""
+        if self.rows is not None and states.numel() <= row_kernels.MAX_ROWS * states.shape[-1]:
+            return self.rows(states)
         if not self.onednn:
             projected = F.linear(states, self.weight, self.bias)
             return projected if self._activation is None else self._activation(projected)
@@ -101,13 +113,14 @@ class PackedLinear:
 
 
 def step_product(
-    linears: Sequence[nn.Module], activation: str | None = None
+    linears: Sequence[nn.Module], activation: str | None = None, rows: int | None = None
 ) -> PackedLinear | StackedInt8Linear:
-    """``linears`` stacked into one product for generation steps: int8 layers (`quantize_decoder`) as they are,
-    float layers as a `PackedLinear`."""
+    """``linears`` stacked into one product for generation steps of ``rows`` rows (None: unknown): int8 layers
+    (`quantize_decoder`) as they are, float layers as a `PackedLinear`."""
+    few_rows = rows is not None and rows <= row_kernels.MAX_ROWS
     if isinstance(linears[0], Int8WeightOnlyLinear):
-        return StackedInt8Linear(linears, activation)
-    return PackedLinear(linears, activation)
+        return StackedInt8Linear(linears, activation, few_rows)
+    return PackedLinear(linears, activation, few_rows)
 
 
 def supports_step_products(linear: nn.Module) -> bool:
@@ -408,25 +421,29 @@ class VisageDecoder(nn.Module):
         hidden_states = inputs_embeds + self.embed_positions.weight[start : start + length]
         hidden_states = _dropout(self.layernorm_embedding(hidden_states), self.dropout, self.training)
         attention_mask, is_causal = _causal_mask(length, past_length, hidden_states.device)
-        for layer in self.layers:
-            hidden_states = layer(
-                hidden_states,
-                encoder_hidden_states,
-                cache=cache,
-                attention_mask=attention_mask,
-                is_causal=is_causal,
-            )
+        # Many rows (a prefill) are compute-bound: torch's threads back if `packed_weights` lent them to kernels.
+        with row_kernels.torch_threads() if length > 1 else nullcontext():
+            for layer in self.layers:
+                hidden_states = layer(
+                    hidden_states,
+                    encoder_hidden_states,
+                    cache=cache,
+                    attention_mask=attention_mask,
+                    is_causal=is_causal,
+                )
         return hidden_states
 
     @contextmanager
-    def packed_weights(self) -> Iterator[None]:
+    def packed_weights(self, rows: int | None = None) -> Iterator[None]:
         """Within the block, decoding steps read the decoder's weights through copies laid out for them: the
         layers' step weights (self-attention q/k/v/out, cross-attention q/out, FFN; fc1 only with an
         activation oneDNN can apply) as `PackedLinear`s, and the code tables stacked into one. Cost: a second
         copy of those weights (≈214 M parameters at full size) while the block runs, and ~0.1-0.2 s to make
         it (oneDNN layout; the plain layout copies only the stacks). Cross-attention k/v run once per generation
         and keep the ordinary weights. Inference only: the copies do not follow weight updates made inside the
-        block. Callers check `PackedLinear.applies` first.
+        block. Callers check `PackedLinear.applies` first. ``rows``: a step's rows (None: unknown); where the numba
+        kernels take them (at most `row_kernels.MAX_ROWS`), no oneDNN copy is made (see `PackedLinear`) and the
+        block runs in `row_kernels.kernel_threads` (torch single-threaded, its threads lent to the kernels).
         """
         owners = []
         try:
@@ -436,17 +453,21 @@ class VisageDecoder(nn.Module):
             for layer in self.layers:
                 attention, cross = layer.self_attn, layer.encoder_attn
                 owners += [attention, cross, layer]
+                product = functools.partial(step_product, rows=rows)
                 attention.packed_linears.update(
-                    qkv=step_product([attention.q_proj, attention.k_proj, attention.v_proj]),
-                    out_proj=step_product([attention.out_proj]),
+                    qkv=product([attention.q_proj, attention.k_proj, attention.v_proj]),
+                    out_proj=product([attention.out_proj]),
                 )
                 cross.packed_linears.update(
-                    q_proj=step_product([cross.q_proj]), out_proj=step_product([cross.out_proj])
+                    q_proj=product([cross.q_proj]), out_proj=product([cross.out_proj])
                 )
-                layer.packed_linears["fc2"] = step_product([layer.fc2])
+                layer.packed_linears["fc2"] = product([layer.fc2])
                 if layer.activation_function in PackedLinear.ACTIVATIONS:  # else fc1 keeps the plain path
-                    layer.packed_linears["fc1"] = step_product([layer.fc1], layer.activation_function)
-            yield
+                    layer.packed_linears["fc1"] = product([layer.fc1], layer.activation_function)
+            kernels = rows is not None and rows <= row_kernels.MAX_ROWS
+            kernels = kernels and row_kernels.applies(self.layers[0].fc2.weight)
+            with row_kernels.kernel_threads() if kernels else nullcontext():
+                yield
         finally:
             self._stacked_code_tables = None
             for owner in owners:

@@ -37,7 +37,13 @@ from transformers.cache_utils import Cache
 from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput
 from transformers.utils import ModelOutput
 
-from .conditions import check_code_ids, check_conditions, check_null_flags, replace_with_nulls
+from .conditions import (
+    branch_conditions,
+    check_code_ids,
+    check_conditions,
+    check_null_flags,
+    replace_with_nulls,
+)
 from .configuration_visage import DEFAULT_GENERATION_SETTINGS, VisageConfig
 from .encoder_decoder import VisageDecoder, VisageEncoder, VisageModel, step_product, supports_step_products
 from .generation import (
@@ -498,16 +504,18 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
         return self.config.code_pattern.revert(grid.cpu()).to(sequences.device)
 
     @contextmanager
-    def _packed_decoding_weights(self, schedule: list[list[int]]) -> Iterator[None]:
+    def _packed_decoding_weights(self, schedule: list[list[int]], rows: int) -> Iterator[None]:
         """On CPU, steps of ``schedule`` (live streams per step) read the step weights and recurring live-head lists
-        through stacked `step_product`s (float: `PackedLinear`, int8: `StackedInt8Linear`), held for the call."""
+        through stacked `step_product`s (float: `PackedLinear`, int8: `StackedInt8Linear`), held for the call;
+        ``rows``: a step's rows (branches × batch)."""
         if len(schedule) < 2 or not supports_step_products(self.heads[0]):
             yield
             return
         recurring = [key for key, count in Counter(map(tuple, schedule)).items() if key and count > 1]
-        with self.model.decoder.packed_weights():
+        heads = {key: [self.heads[j] for j in key] for key in recurring}
+        with self.model.decoder.packed_weights(rows):
             try:
-                self._packed_heads = {key: step_product([self.heads[j] for j in key]) for key in recurring}
+                self._packed_heads = {key: step_product(linears, rows=rows) for key, linears in heads.items()}
                 yield
             finally:
                 self._packed_heads = None
@@ -525,15 +533,8 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
         config = self.config
         batch, total_steps, streams = canvas.shape
         device = self.device
-        # All K guidance branches in one encoder pass, branch-major rows (k·batch + b).
-        flags = torch.tensor(plan.branches, dtype=torch.bool, device=device).repeat_interleave(batch, dim=0)
-        clip_features, energy_map, direction = (
-            None if tensor is None else tensor.repeat(plan.num_branches, *[1] * (tensor.ndim - 1))
-            for tensor in conditions
-        )
-        encoder_outputs = self.encode(
-            clip_features, energy_map, direction, null_visual=flags[:, 0], null_direction=flags[:, 1]
-        )
+        # All K guidance branches in one encoder pass.
+        encoder_outputs = self.encode(*branch_conditions(conditions, plan.branches, batch))
         start = torch.full((batch * streams, 1), config.code_pad_id, dtype=torch.long, device=device)
         prompt = canvas[:, :known_steps].transpose(1, 2).reshape(batch * streams, known_steps).to(device)
         use_cache = kwargs.pop("use_cache", True)
@@ -547,7 +548,8 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
         schedule = stream_schedule(canvas)
         # Inference mode: no autograd bookkeeping on the ~1,500 small tensor ops of each step (views included),
         # which at batch 1 cost about as much as reading a small model's weights. The codes are cloned out.
-        with torch.inference_mode(), self._packed_decoding_weights(schedule[known_steps:]):
+        packed = self._packed_decoding_weights(schedule[known_steps:], rows=plan.num_branches * batch)
+        with torch.inference_mode(), packed:
             outputs = super().generate(
                 start,
                 generation_config=step_config,

@@ -7,12 +7,16 @@ quarter of fp32's bytes and half of bf16's. `quantize_decoder` swaps the step li
 computed once per generation stays float: the encoder, the cross-attention k/v of the encoder states, the code
 tables. Between the products the activations stay fp32 (residuals, LayerNorm, attention, softmax).
 
-The product is torch's own int8 weight-only kernel, ``torch.ops.aten._weight_int8pack_mm`` (per-output-channel
-scales; the one gpt-fast uses). On x86 CPUs it is vectorised (AVX2 / AVX-512) for bf16 inputs only -- its fp32
-path is a scalar loop, ~3x slower than reading fp32 weights -- so each product reads its input rounded to bf16,
-accumulates in fp32 and rounds its output to bf16, which then returns to fp32 before the bias. torchao's
-int8 weight-only layout was not used: in eager mode (torchao 0.18) it dequantizes the whole weight for every
-product, which is slower than fp32; it is fast only under torch.compile.
+A generation step's products (at most 4 rows: guidance branches × batch) run through the numba kernel of
+`visage_hf.models.row_kernels`, which reads each int8 weight once, widens it to fp32 in registers and applies the
+row's scale after the sum: inputs stay fp32. It streams the weights at ~18 GB/s on a 2-core AMD EPYC (AVX2),
+against ~10 GB/s for torch's own int8 weight-only kernel, ``torch.ops.aten._weight_int8pack_mm`` (per-output-channel
+scales; the one gpt-fast uses), which remains the product for more rows and where numba is not installed. On x86
+that kernel is vectorised (AVX2 / AVX-512) for bf16 inputs only -- its fp32 path is a scalar loop, ~3x slower than
+reading fp32 weights -- so there each product reads its input rounded to bf16, accumulates in fp32 and rounds its
+output to bf16, which then returns to fp32 before the bias. torchao's int8 weight-only layout was not used: in
+eager mode (torchao 0.18) it dequantizes the whole weight for every product, which is slower than fp32; it is fast
+only under torch.compile.
 
 Deviation from fp32 (measured by ``benchmarks/quantization_error.py``; README "Precision"): symmetric int8 rounds
 each weight by up to half a step of ``max|row| / 127``, which moves logits by about 1% of their range; greedy
@@ -30,6 +34,8 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from . import row_kernels
 
 INT8 = "int8"
 # The kernel's input, scale and output dtype: the one with vectorised x86 kernels (see the module docstring).
@@ -154,11 +160,18 @@ class Int8WeightOnlyLinear(nn.Module):
 class StackedInt8Linear:
     """Several `Int8WeightOnlyLinear` layers as one product (outputs concatenated), optionally followed by an
     activation: the int8 counterpart of `PackedLinear` for a generation step (q/k/v in one call, FFN input with
-    its GELU, the live heads stacked). Inference only: a copy, which does not follow later weight changes."""
+    its GELU, the live heads stacked). ``few_rows``: steps of at most `row_kernels.MAX_ROWS` rows, multiplied by
+    `row_kernels.RowProduct` where numba is installed. Inference only: a copy, which does not follow later weight
+    changes."""
 
     ACTIVATIONS = ("gelu",)
 
-    def __init__(self, linears: Sequence[Int8WeightOnlyLinear], activation: str | None = None):
+    def __init__(
+        self,
+        linears: Sequence[Int8WeightOnlyLinear],
+        activation: str | None = None,
+        few_rows: bool = False,
+    ):
         if activation is not None and activation not in self.ACTIVATIONS:
             raise ValueError(f"activation must be one of {self.ACTIVATIONS} or None, got {activation!r}")
         has_bias = [linear.bias is not None for linear in linears]
@@ -171,8 +184,15 @@ class StackedInt8Linear:
         self.bias = _stack([linear.bias for linear in linears])[0] if all(has_bias) else None
         self.activation = activation
         self.out_features = self.weight.shape[0]
+        self.rows = (
+            row_kernels.RowProduct(self.weight, self.bias, self.scale, activation)
+            if few_rows and row_kernels.applies(self.weight)
+            else None
+        )
 
     def __call__(self, states: torch.Tensor) -> torch.Tensor:
+        if self.rows is not None and states.numel() <= row_kernels.MAX_ROWS * states.shape[-1]:
+            return self.rows(states)
         return int8_linear(states, self.weight, self.scale, self.bias, self.activation)
 
 
