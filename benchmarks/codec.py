@@ -7,8 +7,9 @@ load hits them alike:
 * ``reference``: the naive way: four unbatched ``DacModel.encode`` / ``decode`` calls, one per channel;
 * ``codec``: ``FOACodec(fast=False)``: ``DacModel.encode`` / ``decode`` one channel per call (the CPU default
   before the fast path; the baseline of the ratios);
-* ``fast``: ``FOACodec`` (``fast=True``, the default): in-place Snake, channels-last decoder
-  (visage_hf/audio/fast_dac.py), one channel per call;
+* ``fast``: ``FOACodec`` (``fast=True``, the default; visage_hf/audio/fast_dac.py): in-place Snake in the encoder;
+  in the decoder channels-last convolutions, one-pass numba Snake (visage_hf/audio/snake_kernels.py), transposed
+  convolutions as phase convolutions and the high-rate blocks in time windows; one channel per call;
 * ``fast-b4``: the fast path with the 4 channels folded into one call.
 
 Prints, per variant, the best encode and decode seconds over ``--repeats`` rounds, their ratio to ``codec``
