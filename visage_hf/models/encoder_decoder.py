@@ -23,11 +23,11 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from .configuration_visage import VisageConfig
 from .quantization import Int8WeightOnlyLinear, StackedInt8Linear
 from .row_kernels import (
-    MAX_KERNEL_ROWS,
     RowProduct,
     attention_applies,
     kernel_threads,
     kernels_apply,
+    rows_fit_kernels,
     single_query_attention,
     torch_threads,
 )
@@ -106,7 +106,7 @@ class PackedLinear:
 
     def __call__(self, states: torch.Tensor) -> torch.Tensor:
         """``(..., in_features)`` -> ``(..., out_features)``."""
-        if self.rows is not None and states.numel() <= MAX_KERNEL_ROWS * states.shape[-1]:
+        if self.rows is not None and self.rows.takes(states):
             return self.rows(states)
         if not self.onednn:
             projected = F.linear(states, self.weight, self.bias)
@@ -125,10 +125,9 @@ def step_product(
 ) -> PackedLinear | StackedInt8Linear:
     """``linears`` stacked into one product for generation steps of ``rows`` rows (None: unknown): int8 layers
     (`quantize_decoder`) as they are, float layers as a `PackedLinear`."""
-    few_rows = rows is not None and rows <= MAX_KERNEL_ROWS
     if isinstance(linears[0], Int8WeightOnlyLinear):
-        return StackedInt8Linear(linears, activation, few_rows)
-    return PackedLinear(linears, activation, few_rows)
+        return StackedInt8Linear(linears, activation, rows_fit_kernels(rows))
+    return PackedLinear(linears, activation, rows_fit_kernels(rows))
 
 
 def supports_step_products(linear: nn.Module) -> bool:
@@ -475,8 +474,7 @@ class VisageDecoder(nn.Module):
                 layer.packed_linears["fc2"] = product([layer.fc2])
                 if layer.activation_function in PackedLinear.ACTIVATIONS:  # else fc1 keeps the plain path
                     layer.packed_linears["fc1"] = product([layer.fc1], layer.activation_function)
-            kernels = rows is not None and rows <= MAX_KERNEL_ROWS
-            kernels = kernels and kernels_apply(self.layers[0].fc2.weight)
+            kernels = rows_fit_kernels(rows) and kernels_apply(self.layers[0].fc2.weight)
             with kernel_threads() if kernels else nullcontext():
                 yield
         finally:

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .row_kernels import MAX_KERNEL_ROWS, RowProduct, kernels_apply
+from .row_kernels import RowProduct, kernels_apply
 
 INT8 = "int8"
 # The kernel's input, scale and output dtype: the one with vectorised x86 kernels (see the module docstring).
@@ -191,7 +191,7 @@ class StackedInt8Linear:
         )
 
     def __call__(self, states: torch.Tensor) -> torch.Tensor:
-        if self.rows is not None and states.numel() <= MAX_KERNEL_ROWS * states.shape[-1]:
+        if self.rows is not None and self.rows.takes(states):
             return self.rows(states)
         return int8_linear(states, self.weight, self.scale, self.bias, self.activation)
 

@@ -57,6 +57,11 @@ def available() -> bool:
     return numba is not None and os.environ.get("VISAGE_HF_NO_NUMBA", "") in ("", "0")
 
 
+def rows_fit_kernels(rows: int | None) -> bool:
+    """Whether steps of ``rows`` rows (guidance branches × batch; None: unknown) are few enough for the kernels."""
+    return rows is not None and 0 < rows <= MAX_KERNEL_ROWS
+
+
 def kernels_apply(weight: torch.Tensor) -> bool:
     """Whether `RowProduct` can hold ``weight``: a 2-D CPU tensor of one of `WEIGHT_DTYPES`, numba available."""
     return available() and weight.device.type == "cpu" and weight.ndim == 2 and weight.dtype in WEIGHT_DTYPES
@@ -98,9 +103,13 @@ class RowProduct:
         self._bias = _float_vector(bias, self.out_features, 0.0)
         self._gelu = activation == "gelu"
 
+    def takes(self, states: torch.Tensor) -> bool:
+        """Whether ``states`` ``(..., in)`` has few enough rows for this product (else use torch's)."""
+        return rows_fit_kernels(states.numel() // self.in_features)
+
     def __call__(self, states: torch.Tensor) -> torch.Tensor:
         rows = states.numel() // self.in_features
-        if rows > MAX_KERNEL_ROWS or rows == 0:
+        if not rows_fit_kernels(rows):
             raise ValueError(f"RowProduct multiplies 1 to {MAX_KERNEL_ROWS} rows, got {rows}")
         if states.dtype != torch.float32 or not states.is_contiguous():
             states_fp32 = states.float().contiguous()
@@ -143,7 +152,8 @@ def kernel_threads() -> Iterator[None]:
             _threads = torch.get_num_threads()
             torch.set_num_threads(1)
         _holders += 1
-        numba.set_num_threads(min(_threads, numba.config.NUMBA_NUM_THREADS))  # numba's setting is per thread
+        if numba is not None:  # numba's setting is per thread
+            numba.set_num_threads(min(_threads, numba.config.NUMBA_NUM_THREADS))
     try:
         yield
     finally:
@@ -304,6 +314,7 @@ __all__ = [
     "available",
     "kernel_threads",
     "kernels_apply",
+    "rows_fit_kernels",
     "single_query_attention",
     "torch_threads",
 ]
