@@ -132,8 +132,13 @@ def test_transposed_convolution_as_phase_convolution(stride):
     torch.testing.assert_close(out.squeeze(2), expected, rtol=1e-5, atol=1e-6)
 
 
-def test_receptive_radius_bounds_what_an_input_sample_reaches(model):
-    """Perturb one input sample of the decoder's tail: the output may change only within the claimed radius."""
+def test_receptive_radius_bounds_what_an_input_sample_reaches(model, monkeypatch):
+    """Perturb one input sample of the decoder's tail: the output may change only within the claimed radius.
+
+    Direct convolutions: a Winograd tile mixes its inputs' rounding into all of its outputs, so there the
+    samples just outside the radius move by float rounding (the windows stay exact up to rounding).
+    """
+    monkeypatch.setattr(fast_dac, "WINOGRAD_TILE", None)
     decoder, first_block = model.decoder, 1
     rate = math.prod(block.conv_t1.stride[0] for block in decoder.block[first_block:])
     radius = fast_dac.receptive_radius(decoder, first_block)

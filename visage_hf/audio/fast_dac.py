@@ -55,13 +55,16 @@ from transformers.models.dac.modeling_dac import (
     Snake1d,
 )
 
-from . import snake_kernels
+from . import snake_kernels, winograd
 
 # Output samples per window of the decoder's high-rate blocks: 65536 (1.5 s at 44.1 kHz) keeps a 96-channel
 # activation at 25 MB, under glibc's largest mmap threshold (32 MB), so freed buffers are reused instead of
 # mapping (and page-faulting) fresh memory for every layer; the windows' overlap (receptive_radius) costs ~2 %
 # more convolution work. Smaller windows measured slower (more, smaller kernel calls).
 CHUNK_SAMPLES = 65536
+
+# Winograd tile size for the residual units' kernel-7 convolutions (visage_hf.audio.winograd); None = direct.
+WINOGRAD_TILE = 6
 
 __all__ = ["decode_codes", "decoder_forward", "encode_codes", "encoder_forward", "snake"]
 
@@ -102,18 +105,18 @@ def _encoder_block(hidden: torch.Tensor, block: DacEncoderBlock) -> torch.Tensor
 _PREPARED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _prepared(conv: torch.nn.Module, build) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``build(conv)``: its (weight, bias) re-laid out for the decoder, kept until the module's weights change.
+def _prepared(conv: torch.nn.Module, build, *args) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``build(conv, *args)``: its (weight, bias) re-laid out for the decoder, kept until the module's weights change.
 
     Keyed on the module (weakly) and checked against the parameters' storage and version, so a model moved,
     reloaded or edited in place is seen. Costs one copy of the decoder's weights in memory.
     """
     params = (conv.weight, conv.bias)
-    key = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in params if p is not None)
+    key = (build, args, *((p.data_ptr(), p._version, p.dtype, p.device) for p in params if p is not None))
     entry = _PREPARED.get(conv)
     if entry is None or entry[0] != key:
         with torch.no_grad():
-            entry = (key, build(conv))
+            entry = (key, build(conv, *args))
         _PREPARED[conv] = entry
     return entry[1]
 
@@ -138,6 +141,36 @@ def _conv2d(hidden: torch.Tensor, conv: torch.nn.Conv1d) -> torch.Tensor:
         (1, conv.dilation[0]),
         conv.groups,
     )
+
+
+def _winograd_tile(hidden: torch.Tensor, conv: torch.nn.Conv1d) -> int | None:
+    """The Winograd tile size ``m`` for ``conv`` on ``hidden``, or None where the direct convolution runs."""
+    applies = (
+        WINOGRAD_TILE is not None
+        and winograd.NUMBA_AVAILABLE
+        and conv.kernel_size[0] == 7
+        and conv.stride[0] == 1
+        and conv.groups == 1
+        and conv.padding_mode == "zeros"
+        and isinstance(conv.padding[0], int)
+        and hidden.device.type == "cpu"
+        and hidden.dtype == conv.weight.dtype == torch.float32
+    )
+    return WINOGRAD_TILE if applies else None
+
+
+def _winograd_weight(conv: torch.nn.Conv1d, m: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    return winograd.winograd_weight(conv.weight, m), conv.bias
+
+
+def _kernel7_conv2d(hidden: torch.Tensor, conv: torch.nn.Conv1d) -> torch.Tensor:
+    """A residual unit's kernel-7 dilated conv: Winograd ``F(m, 7)`` (:mod:`~visage_hf.audio.winograd`) where it
+    applies, else :func:`_conv2d`."""
+    m = _winograd_tile(hidden, conv)
+    if m is None:
+        return _conv2d(hidden, conv)
+    u, bias = _prepared(conv, _winograd_weight, m)
+    return winograd.winograd_conv(hidden, u, bias, m, conv.dilation[0], conv.padding[0])
 
 
 def _phase_weight(conv: torch.nn.ConvTranspose1d) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -197,7 +230,7 @@ def _snake_2d(hidden: torch.Tensor, module: Snake1d, in_place: bool) -> torch.Te
 
 
 def _residual_unit_2d(hidden: torch.Tensor, unit: DacResidualUnit) -> torch.Tensor:
-    out = _conv2d(_snake_2d(hidden, unit.snake1, in_place=False), unit.conv1)
+    out = _kernel7_conv2d(_snake_2d(hidden, unit.snake1, in_place=False), unit.conv1)
     out = _conv2d(_snake_2d(out, unit.snake2, in_place=True), unit.conv2)
     trim = (hidden.shape[-1] - out.shape[-1]) // 2
     if trim > 0:
