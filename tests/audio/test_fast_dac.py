@@ -13,7 +13,7 @@ import torch
 from transformers import DacModel
 from transformers.models.dac.modeling_dac import Snake1d
 
-from visage_hf.audio import fast_dac, snake_kernels
+from visage_hf.audio import fast_dac, snake_kernels, winograd
 from visage_hf.audio.codec import FOACodec
 
 from .test_codec import tiny_dac_config
@@ -170,12 +170,14 @@ def test_decoding_in_time_windows_matches_one_pass(model, chunk_samples):
     assert float((windowed - expected).abs().max()) <= 1e-4 * peak
 
 
-def test_decoder_falls_back_to_torch_snake_without_numba(model, monkeypatch):
+def test_decoder_falls_back_to_torch_without_numba(model, monkeypatch):
     def unavailable(*args, **kwargs):
         raise AssertionError("the numba kernel ran although numba is marked unavailable")
 
     monkeypatch.setattr(snake_kernels, "NUMBA_AVAILABLE", False)
     monkeypatch.setattr(snake_kernels, "snake_channels_last", unavailable)
+    monkeypatch.setattr(winograd, "NUMBA_AVAILABLE", False)  # Winograd's transforms are numba kernels too
+    monkeypatch.setattr(winograd, "winograd_conv", unavailable)
     codes = torch.randint(0, 1024, (1, 9, 37), generator=torch.Generator().manual_seed(9))
     with torch.inference_mode():
         expected = model.decode(audio_codes=codes).audio_values

@@ -108,16 +108,17 @@ _PREPARED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 def _prepared(conv: torch.nn.Module, build, *args) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``build(conv, *args)``: its (weight, bias) re-laid out for the decoder, kept until the module's weights change.
 
-    Keyed on the module (weakly) and checked against the parameters' storage and version, so a model moved,
-    reloaded or edited in place is seen. Costs one copy of the decoder's weights in memory.
+    Keyed on the module (weakly) and ``(build, args)``, and checked against the parameters' storage and version,
+    so a model moved, reloaded or edited in place is seen. Costs one copy of the decoder's weights per layout.
     """
     params = (conv.weight, conv.bias)
-    key = (build, args, *((p.data_ptr(), p._version, p.dtype, p.device) for p in params if p is not None))
-    entry = _PREPARED.get(conv)
-    if entry is None or entry[0] != key:
+    version = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in params if p is not None)
+    layouts = _PREPARED.setdefault(conv, {})
+    entry = layouts.get((build, args))
+    if entry is None or entry[0] != version:
         with torch.no_grad():
-            entry = (key, build(conv, *args))
-        _PREPARED[conv] = entry
+            entry = (version, build(conv, *args))
+        layouts[build, args] = entry
     return entry[1]
 
 

@@ -62,7 +62,7 @@ POINTS = {
 }
 
 # Bytes of transformed input per batched product: small enough for the transform buffers to stay in cache.
-WINDOW_BYTES = 1 << 23
+WINDOW_BYTES = 24 << 20
 
 
 def _poly_from_roots(roots) -> list[Fraction]:
@@ -104,12 +104,12 @@ def winograd_matrices(m: int, r: int, points) -> tuple[np.ndarray, np.ndarray, n
 
 
 def winograd_weight(weight: torch.Tensor, m: int) -> torch.Tensor:
-    """``U (n, C_in, C_out)`` float32: ``U[p] = (Σ_k G[p, k]·W[:, :, k])ᵀ`` for a ``(C_out, C_in, r)`` kernel,
-    summed in float64 and rounded once."""
+    """``U (n, C_in, C_out)``: ``U[p] = (Σ_k G[p, k]·W[:, :, k])ᵀ`` for a ``(C_out, C_in, r)`` kernel, summed in
+    float64 and rounded once to the kernel's dtype."""
     r = weight.shape[-1]
     _, g, _ = winograd_matrices(m, r, POINTS[m])
     u = torch.einsum("pk,oik->pio", torch.from_numpy(g), weight.detach().double().cpu())
-    return u.float().contiguous().to(weight.device)
+    return u.to(weight.dtype).contiguous().to(weight.device)
 
 
 def _input_transform(x, bt, m, dilation, padding, first_tile, v):  # pragma: no cover - compiled by numba
@@ -123,7 +123,7 @@ def _input_transform(x, bt, m, dilation, padding, first_tile, v):  # pragma: no 
     channels = run // dilation
     for b in numba.prange(tiles):
         start = ((first_tile + b) * m * dilation - padding) * channels
-        total = np.empty(run, np.float32)
+        total = np.empty(run, v.dtype)
         for p in range(n):
             total[:] = 0.0
             for j in range(n):
@@ -150,7 +150,7 @@ def _output_transform(mv, at, bias_run, first_tile, y):  # pragma: no cover - co
     m = at.shape[0]
     size = y.shape[0]
     for b in numba.prange(tiles):
-        total = np.empty(run, np.float32)
+        total = np.empty(run, y.dtype)
         for i in range(m):
             offset = ((first_tile + b) * m + i) * run
             high = min(run, size - offset)
@@ -178,12 +178,17 @@ def _compiled():
     return _kernels
 
 
-def _float32_matrices(m: int, r: int) -> tuple[np.ndarray, np.ndarray]:
-    at, _, bt = winograd_matrices(m, r, POINTS[m])
-    return at.astype(np.float32), bt.astype(np.float32)
-
-
 _MATRICES: dict = {}
+
+
+def _transforms(m: int, r: int, dtype: torch.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """``(Aᵀ, Bᵀ)`` as numpy arrays of ``dtype``, built once."""
+    key = (m, r, dtype)
+    if key not in _MATRICES:
+        at, _, bt = winograd_matrices(m, r, POINTS[m])
+        np_dtype = torch.empty(0, dtype=dtype).numpy().dtype
+        _MATRICES[key] = (at.astype(np_dtype), bt.astype(np_dtype))
+    return _MATRICES[key]
 
 
 def winograd_conv(
@@ -194,29 +199,33 @@ def winograd_conv(
     dilation: int = 1,
     padding: int = 0,
 ) -> torch.Tensor:
-    """A stride-1 ``Conv1d`` by ``F(m, r)`` on ``(batch, C_in, 1, T)`` float32 channels-last activations.
+    """A stride-1 ``Conv1d`` by ``F(m, r)`` on ``(batch, C_in, 1, T)`` channels-last CPU activations.
 
     ``u``: :func:`winograd_weight` of the ``(C_out, C_in, r)`` kernel; ``bias``: ``(C_out,)`` or None. Returns
     ``(batch, C_out, 1, T + 2·padding - d·(r - 1))`` channels-last, as ``conv1d(x, W, bias, 1, padding, d)``.
+    float32 (the decoder) or float64 (to check the tiling exactly); ``hidden`` and ``u`` of one dtype.
     """
     n, channels, out_channels = u.shape
     r = n - m + 1
     batch, _, _, length = hidden.shape
     out_length = length + 2 * padding - dilation * (r - 1)
-    if hidden.shape[1] != channels or out_length < 1:
+    if hidden.shape[1] != channels or out_length < 1 or hidden.dtype != u.dtype:
         raise ValueError(
-            f"winograd_conv: input {tuple(hidden.shape)} does not fit a {r}-tap {channels}-channel kernel"
+            f"winograd_conv: {hidden.dtype} input {tuple(hidden.shape)} does not fit a {r}-tap {channels}-channel "
+            f"{u.dtype} kernel"
         )
-    if (m, r) not in _MATRICES:
-        _MATRICES[m, r] = _float32_matrices(m, r)
-    at, bt = _MATRICES[m, r]
+    at, bt = _transforms(m, r, u.dtype)
     forward, backward = _compiled()
-    bias_run = (torch.zeros(out_channels) if bias is None else bias.detach().float()).repeat(dilation).numpy()
-    out = torch.empty(batch, out_channels, 1, out_length, memory_format=torch.channels_last)
+    dtype = u.dtype
+    bias_run = (
+        (torch.zeros(out_channels) if bias is None else bias.detach()).to(dtype).repeat(dilation).numpy()
+    )
+    out = torch.empty(batch, out_channels, 1, out_length, dtype=dtype, memory_format=torch.channels_last)
     tiles = -(-out_length // (m * dilation))
-    per_window = max(1, WINDOW_BYTES // (4 * n * dilation * channels))
+    per_window = max(1, WINDOW_BYTES // (u.element_size() * n * dilation * channels))
     rows = min(per_window, tiles) * dilation
-    v_buffer, mv_buffer = torch.empty(n * rows * channels), torch.empty(n * rows * out_channels)
+    v_buffer = torch.empty(n * rows * channels, dtype=dtype)
+    mv_buffer = torch.empty(n * rows * out_channels, dtype=dtype)
     for item in range(batch):
         x = hidden[item].permute(1, 2, 0).reshape(-1).numpy()  # (T·C,) time-major; a view for channels-last
         y = out[item].permute(1, 2, 0).view(-1).numpy()
