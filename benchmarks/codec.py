@@ -10,7 +10,9 @@ load hits them alike:
 * ``fast``: ``FOACodec`` (``fast=True``, the default; visage_hf/audio/fast_dac.py): in-place Snake in the encoder;
   in the decoder channels-last convolutions, one-pass numba Snake (visage_hf/audio/snake_kernels.py), transposed
   convolutions as phase convolutions and the high-rate blocks in time windows; one channel per call;
-* ``fast-b4``: the fast path with the 4 channels folded into one call.
+* ``fast-b4``: the fast path with the 4 channels folded into one call;
+* ``fast-direct``: the fast path with the residual units' kernel-7 convolutions computed directly (oneDNN)
+  instead of by Winograd ``F(6, 7)`` (visage_hf/audio/winograd.py): what Winograd adds, in the same run.
 
 Prints, per variant, the best encode and decode seconds over ``--repeats`` rounds, their ratio to ``codec``
 (> 1 = faster), whether the codes equal the reference's (``codec``'s when ``reference`` is not run), and the
@@ -28,7 +30,7 @@ import time
 
 import torch
 
-VARIANTS = ("reference", "codec", "fast", "fast-b4")
+VARIANTS = ("reference", "codec", "fast", "fast-b4", "fast-direct")
 BASELINE = "codec"
 SAMPLE_RATE = 44100
 
@@ -100,7 +102,21 @@ def make_variants(model, audio: torch.Tensor, device: str) -> dict:
     ):
         codec = FOACodec(model, **options)
         variants[name] = (lambda codec=codec: codec.encode(audio, SAMPLE_RATE), codec.decode)
+    variants["fast-direct"] = (variants["fast"][0], _without_winograd(variants["fast"][1]))
     return variants
+
+
+def _without_winograd(decode):
+    from visage_hf.audio import fast_dac
+
+    def run(codes):
+        tile, fast_dac.WINOGRAD_TILE = fast_dac.WINOGRAD_TILE, None
+        try:
+            return decode(codes)
+        finally:
+            fast_dac.WINOGRAD_TILE = tile
+
+    return run
 
 
 def timed(function, device: str, *args):
