@@ -5,6 +5,9 @@ bf16 and int8 weights; the steps it must leave to the layers; and generation wit
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 from transformers.cache_utils import DynamicCache, EncoderDecoderCache
@@ -130,3 +133,16 @@ def test_generation_is_the_same_with_and_without_the_fused_step(
     monkeypatch.setattr(fused_step.FusedDecoderStep, "build", classmethod(lambda cls, layers: None))
     assert torch.equal(model.generate(clip, energy, direction, do_sample=False, num_frames=5), greedy)
     assert torch.equal(model.generate(clip, energy, direction, seed=3, num_frames=5), sampled)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.int8])
+def test_compile_kernels_compiles_the_fused_step_for_a_weight_dtype(dtype):
+    # A fresh process: this one has compiled every kind already.
+    script = (
+        "import torch; from visage_hf.models import row_kernels as kernels; "
+        f"kernels.compile_kernels(torch.{str(dtype).split('.')[1]}); "
+        "print([str(signature[2]) for signature in kernels._decoder_layers.signatures])"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    element = {torch.bfloat16: "uint16", torch.int8: "int8"}[dtype]
+    assert f"array({element}, 2d, C)" in result.stdout

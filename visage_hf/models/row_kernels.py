@@ -430,6 +430,30 @@ def typed_arrays(arrays: list[np.ndarray]):
     return typed
 
 
+def compile_kernels(weight_dtype: torch.dtype = torch.float32) -> None:
+    """Compile (or load from numba's disk cache) every kernel a generation step with ``weight_dtype`` step weights
+    runs, on tiny arrays: the first generation in a fresh environment otherwise pays this (~5-15 s per weight
+    dtype on a 2-core AVX2 EPYC), e.g. inside a web request. Does nothing where the kernels are unavailable."""
+    if not available():
+        return
+    weight_type = {torch.float32: np.float32, torch.bfloat16: np.uint16, torch.int8: np.int8}[weight_dtype]
+    dim, heads, rows = 4, 2, 2
+    shapes = [(3 * dim, dim), (dim, dim), (dim, dim), (dim, dim), (2 * dim, dim), (dim, 2 * dim)]
+    weights = [np.zeros(shape, dtype=weight_type) for shape in shapes]
+    vectors = [np.ones(shape[0], dtype=np.float32) for shape in shapes]
+    products = (typed_arrays(weights), typed_arrays(vectors), typed_arrays(vectors))
+    caches = tuple(typed_arrays([np.zeros((rows, heads, 3, dim // heads), np.float32)]) for _ in range(4))
+    norms = np.ones((1, 3, 2, dim), dtype=np.float32)
+    for count in (rows, MAX_KERNEL_ROWS):  # the layer-by-layer path's products and attention too
+        states = np.ones((count, dim), dtype=np.float32)
+        (_two_rows if count <= 2 else _four_rows)(
+            weights[1], vectors[1], vectors[1], states, states.copy(), False
+        )
+    query = np.ones((rows, heads, 1, dim // heads), dtype=np.float32)
+    _attention(query, caches[0][0], caches[1][0], 1, query.copy(), np.float32(1.0))
+    decoder_layers_step(np.ones((rows, dim), np.float32), 0, products, norms, 1e-5, caches, heads, False)
+
+
 def decoder_layers_step(
     hidden: np.ndarray,
     position: int,
@@ -465,6 +489,7 @@ __all__ = [
     "RowProduct",
     "attention_applies",
     "available",
+    "compile_kernels",
     "decoder_layers_step",
     "kernel_threads",
     "kernels_apply",
