@@ -15,9 +15,11 @@ measured between the rounds (`machine.read_bandwidth`):
 * ``ours-int8``: the same with ``dtype="int8"`` (the decoder's step weights and heads int8, one scale per output
   channel, torch's ``_weight_int8pack_mm``; `visage_hf.models.quantization`).
 
-On CPU, ``ours*`` multiply each step's few rows by the numba kernels of `visage_hf.models.row_kernels`;
-``ours-torch``, ``ours-bf16-torch`` and ``ours-int8-torch`` (not run by default) time the same without them (torch's
-oneDNN / plain / int8 products, as where numba is not installed).
+On CPU, ``ours*`` multiply each step's few rows by the numba kernels of `visage_hf.models.row_kernels`, all the
+decoder's layers of a step in one compiled call (`visage_hf.models.fused_step`); ``ours-torch``,
+``ours-bf16-torch`` and ``ours-int8-torch`` (not run by default) time the same without numba (torch's oneDNN /
+plain / int8 products, as where numba is not installed), ``ours-layers`` and ``ours-int8-layers`` with the kernels
+but the layers one by one.
 
 A variant is one `Variant` line in `VARIANTS` (its weight preparation and the bytes it reads per step weight).
 
@@ -105,6 +107,19 @@ def _without_row_kernels():
             os.environ["VISAGE_HF_NO_NUMBA"] = before
 
 
+@contextmanager
+def _without_fused_step():
+    """The numba products and attention, but the decoder's layers one by one (no `FusedDecoderStep`)."""
+    from visage_hf.models.fused_step import FusedDecoderStep
+
+    build = FusedDecoderStep.build
+    FusedDecoderStep.build = classmethod(lambda cls, layers: None)
+    try:
+        yield
+    finally:
+        FusedDecoderStep.build = build
+
+
 @dataclass(frozen=True)
 class Variant:
     """One generation variant: how its model is prepared, and how many bytes it reads per step weight."""
@@ -135,6 +150,9 @@ VARIANTS = {
             context=_without_row_kernels,
         ),
         Variant("ours-int8-torch", prepare=_int8, bytes_per_weight=1.0, context=_without_row_kernels),
+        # Not run by default: the numba kernels, the layers one by one (visage_hf.models.fused_step off).
+        Variant("ours-layers", context=_without_fused_step),
+        Variant("ours-int8-layers", prepare=_int8, bytes_per_weight=1.0, context=_without_fused_step),
         # Not run by default: bf16 without the plain stacked layout (as on AVX2 CPUs before it existed).
         Variant(
             "ours-bf16-unstacked",

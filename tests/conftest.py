@@ -1,7 +1,8 @@
 """Shared fixtures: tiny random ViSAGe models (full 4 × 9 stream layout) and matching conditions.
 
 Any test module may use `tiny_config`, `tiny_model`, `tiny_mono_model`, `make_conditions` and `serve_app`
-(`python app.py` on a free localhost port); every test runs with one torch thread (`single_torch_thread`).
+(`python app.py` on a free localhost port); every test runs with one torch thread (`single_torch_thread`), after the fp32 generation kernels are
+compiled (`compiled_step_kernels`).
 """
 
 from __future__ import annotations
@@ -86,6 +87,15 @@ def single_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def compiled_step_kernels():
+    """numba compiles the CPU generation kernels at their first use (then caches them on disk): done once here,
+    so that no test's time limit (a Space served in a subprocess, a browser's wait) includes the compile."""
+    from visage_hf.models.row_kernels import compile_kernels
+
+    compile_kernels(torch.float32)
 
 
 def free_port() -> int:

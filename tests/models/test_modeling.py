@@ -259,6 +259,8 @@ def test_auto_class_round_trip(tiny_model, tmp_path):
     assert '"auto_map"' in config_json
     assert (tmp_path / "modeling_visage.py").exists()
     assert (tmp_path / "row_kernels.py").exists()  # imported by encoder_decoder.py and quantization.py
+    assert (tmp_path / "fused_step.py").exists()  # imported by encoder_decoder.py
+    assert (tmp_path / "kv_cache.py").exists()  # imported by generation.py and fused_step.py
 
 
 def test_gradient_checkpointing_gives_the_same_gradients(tiny_config, make_conditions):

@@ -21,6 +21,7 @@ from transformers.cache_utils import Cache, EncoderDecoderCache
 from transformers.modeling_layers import GradientCheckpointingLayer
 
 from .configuration_visage import VisageConfig
+from .fused_step import FusedDecoderStep
 from .quantization import Int8WeightOnlyLinear, StackedInt8Linear
 from .row_kernels import (
     RowProduct,
@@ -392,8 +393,10 @@ class VisageDecoder(nn.Module):
         self.embed_positions = nn.Embedding(config.max_target_positions + self.POSITION_OFFSET, dim)
         self.layernorm_embedding = nn.LayerNorm(dim, eps=config.layer_norm_eps)
         self.layers = nn.ModuleList([VisageDecoderLayer(config, i) for i in range(config.decoder_layers)])
-        # Set only inside `packed_weights`: the code tables stacked, and each stream's first row in the stack.
+        # Set only inside `packed_weights`: the code tables stacked, and each stream's first row in the stack;
+        # the layers of a one-row step in one compiled call, where the step products are numba's.
         self._stacked_code_tables: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._fused_step: FusedDecoderStep | None = None
 
     def embed(self, codes: torch.Tensor, past_length: int = 0) -> torch.Tensor:
         """Sum of the per-stream embeddings of ``(batch, rows, streams)`` codes; absolute position 0 is BOS."""
@@ -430,6 +433,10 @@ class VisageDecoder(nn.Module):
         start = past_length + self.POSITION_OFFSET
         hidden_states = inputs_embeds + self.embed_positions.weight[start : start + length]
         hidden_states = _dropout(self.layernorm_embedding(hidden_states), self.dropout, self.training)
+        if length == 1 and self._fused_step is not None:
+            fused = self._fused_step(hidden_states, cache, past_length)
+            if fused is not None:
+                return fused
         attention_mask, is_causal = _causal_mask(length, past_length, hidden_states.device)
         # Many rows (a prefill) are compute-bound: torch's threads back if `packed_weights` lent them to kernels.
         with torch_threads() if length > 1 else nullcontext():
@@ -475,10 +482,12 @@ class VisageDecoder(nn.Module):
                 if layer.activation_function in PackedLinear.ACTIVATIONS:  # else fc1 keeps the plain path
                     layer.packed_linears["fc1"] = product([layer.fc1], layer.activation_function)
             kernels = rows_fit_kernels(rows) and kernels_apply(self.layers[0].fc2.weight)
+            self._fused_step = FusedDecoderStep.build(self.layers) if kernels else None
             with kernel_threads() if kernels else nullcontext():
                 yield
         finally:
             self._stacked_code_tables = None
+            self._fused_step = None
             for owner in owners:
                 owner.packed_linears.clear()
 

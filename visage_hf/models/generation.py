@@ -24,9 +24,9 @@ from transformers import (
     TopKLogitsWarper,
     TopPLogitsWarper,
 )
-from transformers.cache_utils import Cache, DynamicCache, DynamicLayer, EncoderDecoderCache
 
 from .configuration_visage import DEFAULT_GENERATION_SETTINGS, GUIDANCE_MODES, VisageConfig
+from .kv_cache import PreallocatedKVLayer, VisageKVCache, make_generation_cache  # re-exported: their old home
 from .patterns import CodePattern
 
 UNKNOWN_CODE = -1
@@ -318,65 +318,6 @@ def step_generation_config(config: VisageConfig, new_steps: int, use_cache: bool
 
 
 # ---------------------------------------------------------------------------------------------------- cache
-
-
-class PreallocatedKVLayer(DynamicLayer):
-    """A self-attention cache layer writing into a buffer sized for the whole generation.
-
-    `DynamicLayer` concatenates every step, copying the whole cache each time (a 5 s clip with joint guidance
-    at full size in fp32: ~170 MB read and written per step on average); here each step writes one slice into
-    a buffer and returns a view of the filled part.
-    """
-
-    def __init__(self, capacity: int = 0):
-        super().__init__()
-        self.capacity = capacity
-        self._key_buffer: torch.Tensor | None = None
-        self._value_buffer: torch.Tensor | None = None
-
-    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
-        if not self.is_initialized:
-            self.lazy_initialization(key_states, value_states)
-        past = self.get_seq_length()
-        total = past + key_states.shape[-2]
-        if not self._buffer_fits(key_states, past, total):
-            self._grow(key_states, past, total)
-        self._key_buffer[..., past:total, :] = key_states
-        self._value_buffer[..., past:total, :] = value_states
-        self.keys = self._key_buffer[..., :total, :]
-        self.values = self._value_buffer[..., :total, :]
-        return self.keys, self.values
-
-    def _buffer_fits(self, key_states: torch.Tensor, past: int, total: int) -> bool:
-        buffer = self._key_buffer
-        if buffer is None or buffer.shape[-2] < total or buffer.dtype != key_states.dtype:
-            return False
-        if buffer.shape[:2] != key_states.shape[:2] or buffer.shape[-1] != key_states.shape[-1]:
-            return False
-        # After a reorder/select the cache holds a new tensor; its contents must move into a buffer again.
-        return past == 0 or self.keys.data_ptr() == buffer.data_ptr()
-
-    def _grow(self, key_states: torch.Tensor, past: int, total: int) -> None:
-        capacity = max(total, self.capacity, 2 * past)
-        shape = (*key_states.shape[:2], capacity, key_states.shape[-1])
-        key_buffer = key_states.new_empty(shape)
-        value_buffer = key_states.new_empty(shape)
-        if past:
-            key_buffer[..., :past, :] = self.keys
-            value_buffer[..., :past, :] = self.values
-        self._key_buffer, self._value_buffer = key_buffer, value_buffer
-
-
-class VisageKVCache(DynamicCache):
-    """Decoder self-attention cache of `PreallocatedKVLayer`s (pair it with a `DynamicCache` for cross-attention)."""
-
-    def __init__(self, num_layers: int, capacity: int = 0):
-        Cache.__init__(self, layers=[PreallocatedKVLayer(capacity) for _ in range(num_layers)])
-
-
-def make_generation_cache(config: VisageConfig, capacity: int = 0) -> EncoderDecoderCache:
-    """The cache `generate` uses: preallocated self-attention buffers + once-filled cross-attention states."""
-    return EncoderDecoderCache(VisageKVCache(config.decoder_layers, capacity), DynamicCache())
 
 
 def build_code_canvas(

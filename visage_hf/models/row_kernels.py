@@ -51,6 +51,10 @@ MAX_KERNEL_ROWS = 4
 
 WEIGHT_DTYPES = (torch.float32, torch.bfloat16, torch.int8)
 
+PRODUCTS_PER_LAYER = 6
+"""A decoder layer's step products, in the order `decoder_layers_step` reads them: self-attention q/k/v stacked,
+its output; cross-attention query, its output; fc1 (with GELU), fc2."""
+
 
 def available() -> bool:
     """Whether the numba kernels can run here (numba importable, not disabled by ``VISAGE_HF_NO_NUMBA=1``)."""
@@ -102,6 +106,11 @@ class RowProduct:
         self._scale = _float_vector(scale, self.out_features, 1.0)
         self._bias = _float_vector(bias, self.out_features, 0.0)
         self._gelu = activation == "gelu"
+
+    @property
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+        """``(weight, scale, bias, gelu)`` as the kernels read them (see `decoder_layers_step`)."""
+        return self._weight, self._scale, self._bias, self._gelu
 
     def takes(self, states: torch.Tensor) -> bool:
         """Whether ``states`` ``(..., in)`` has few enough rows for this product (else use torch's)."""
@@ -234,6 +243,13 @@ if numba is not None:
 
         return types.float32(types.uint32), codegen
 
+    @intrinsic
+    def _float32_to_bits(typingctx, value):
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], ir.IntType(32))
+
+        return types.uint32(types.float32), codegen
+
     @overload(_weight_value, inline="always")
     def _weight_value_overload(value):
         if value == types.uint16:  # bfloat16 bits: the high half of a float32
@@ -305,16 +321,180 @@ if numba is not None:
                     mixed[d] += weight * value[row, head, j, d]
             out[row, head, 0, :] = mixed
 
+    @numba.njit(fastmath=_FAST, cache=True)
+    def _product(weight, scale, bias, states, out, gelu):  # pragma: no cover - compiled
+        if states.shape[0] <= 2:
+            _two_rows(weight, scale, bias, states, out, gelu)
+        else:
+            _four_rows(weight, scale, bias, states, out, gelu)
+
+    @numba.njit(inline="always")
+    def _to_bfloat16(value):  # pragma: no cover - compiled
+        # fp32 -> the nearest bfloat16 (ties to even), as torch rounds finite values; returned as fp32.
+        bits = _float32_to_bits(np.float32(value))
+        bits = (bits + np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1))) & np.uint32(0xFFFF0000)
+        return _bits_to_float32(bits)
+
+    @numba.njit(cache=True)
+    def _round_bfloat16(values):  # pragma: no cover - compiled
+        for row in range(values.shape[0]):
+            for k in range(values.shape[1]):
+                values[row, k] = _to_bfloat16(values[row, k])
+
+    @numba.njit(fastmath=_FAST, cache=True)
+    def _add_norm(hidden, update, weight, bias, eps, bf16):  # pragma: no cover - compiled
+        # hidden <- LayerNorm(hidden + update), row by row (statistics in float64, biased variance).
+        rows, dim = hidden.shape
+        for row in range(rows):
+            total = 0.0
+            for k in range(dim):
+                value = hidden[row, k] + update[row, k]
+                hidden[row, k] = _to_bfloat16(value) if bf16 else value
+                total += hidden[row, k]
+            mean = total / dim
+            spread = 0.0
+            for k in range(dim):
+                spread += (hidden[row, k] - mean) ** 2
+            inverse = 1.0 / math.sqrt(spread / dim + eps)
+            for k in range(dim):
+                value = np.float32((hidden[row, k] - mean) * inverse) * weight[k] + bias[k]
+                hidden[row, k] = _to_bfloat16(value) if bf16 else value
+
+    @numba.njit(fastmath=_FAST, cache=True)
+    def _project(weights, scales, biases, index, states, out, gelu, bf16):  # pragma: no cover - compiled
+        _product(weights[index], scales[index], biases[index], states, out, gelu)
+        if bf16:
+            _round_bfloat16(out)
+
+    @numba.njit(fastmath=_FAST, cache=True)
+    def _decoder_layers(
+        hidden,
+        position,
+        weights,
+        scales,
+        biases,
+        norms,
+        eps,
+        keys,
+        values,
+        cross_keys,
+        cross_values,
+        heads,
+        bf16,
+    ):  # pragma: no cover - compiled
+        rows, dim = hidden.shape
+        head_dim = dim // heads
+        scale = np.float32(head_dim**-0.5)
+        query = np.empty((rows, heads, 1, head_dim), dtype=np.float32)
+        attended = np.empty((rows, heads, 1, head_dim), dtype=np.float32)
+        query_rows, attended_rows = query.reshape(rows, dim), attended.reshape(rows, dim)
+        update = np.empty((rows, dim), dtype=np.float32)
+        qkv = np.empty((rows, 3 * dim), dtype=np.float32)
+        inner = np.empty((rows, weights[4].shape[0]), dtype=np.float32)
+        for layer in range(len(keys)):
+            slot = PRODUCTS_PER_LAYER * layer
+            # Self-attention: this position's key and value go into the cache, then one query over all.
+            _project(weights, scales, biases, slot, hidden, qkv, False, bf16)
+            query_rows[:] = qkv[:, :dim]
+            for row in range(rows):
+                for head in range(heads):
+                    start = head * head_dim
+                    keys[layer][row, head, position, :] = qkv[row, dim + start : dim + start + head_dim]
+                    values[layer][row, head, position, :] = qkv[
+                        row, 2 * dim + start : 2 * dim + start + head_dim
+                    ]
+            _attention(query, keys[layer], values[layer], position + 1, attended, scale)
+            if bf16:
+                _round_bfloat16(attended_rows)
+            _project(weights, scales, biases, slot + 1, attended_rows, update, False, bf16)
+            _add_norm(hidden, update, norms[layer, 0, 0], norms[layer, 0, 1], eps, bf16)
+            # Cross-attention over the encoder states' cached keys and values.
+            _project(weights, scales, biases, slot + 2, hidden, query_rows, False, bf16)
+            cross = cross_keys[layer]
+            _attention(query, cross, cross_values[layer], cross.shape[2], attended, scale)
+            if bf16:
+                _round_bfloat16(attended_rows)
+            _project(weights, scales, biases, slot + 3, attended_rows, update, False, bf16)
+            _add_norm(hidden, update, norms[layer, 1, 0], norms[layer, 1, 1], eps, bf16)
+            # Feed-forward: fc1 with its GELU, fc2.
+            _project(weights, scales, biases, slot + 4, hidden, inner, True, bf16)
+            _project(weights, scales, biases, slot + 5, inner, update, False, bf16)
+            _add_norm(hidden, update, norms[layer, 2, 0], norms[layer, 2, 1], eps, bf16)
+
+
+def typed_arrays(arrays: list[np.ndarray]):
+    """``arrays`` (one dtype and rank, C-ordered) as the list type the compiled kernels take."""
+    typed = numba.typed.List()
+    for array in arrays:
+        typed.append(array)
+    return typed
+
+
+def compile_kernels(weight_dtype: torch.dtype = torch.float32) -> None:
+    """Compile (or load from numba's disk cache) every kernel a generation step with ``weight_dtype`` step weights
+    runs, on tiny arrays: the first generation in a fresh environment otherwise pays this (~5-15 s per weight
+    dtype on a 2-core AVX2 EPYC), e.g. inside a web request. Does nothing where the kernels are unavailable."""
+    if not available():
+        return
+    weight_type = {torch.float32: np.float32, torch.bfloat16: np.uint16, torch.int8: np.int8}[weight_dtype]
+    dim, heads, rows = 4, 2, 2
+    shapes = [(3 * dim, dim), (dim, dim), (dim, dim), (dim, dim), (2 * dim, dim), (dim, 2 * dim)]
+    weights = [np.zeros(shape, dtype=weight_type) for shape in shapes]
+    vectors = [np.ones(shape[0], dtype=np.float32) for shape in shapes]
+    products = (typed_arrays(weights), typed_arrays(vectors), typed_arrays(vectors))
+    caches = tuple(typed_arrays([np.zeros((rows, heads, 3, dim // heads), np.float32)]) for _ in range(4))
+    norms = np.ones((1, 3, 2, dim), dtype=np.float32)
+    for count in (rows, MAX_KERNEL_ROWS):  # the layer-by-layer path's products and attention too
+        states = np.ones((count, dim), dtype=np.float32)
+        (_two_rows if count <= 2 else _four_rows)(
+            weights[1], vectors[1], vectors[1], states, states.copy(), False
+        )
+    query = np.ones((rows, heads, 1, dim // heads), dtype=np.float32)
+    _attention(query, caches[0][0], caches[1][0], 1, query.copy(), np.float32(1.0))
+    decoder_layers_step(np.ones((rows, dim), np.float32), 0, products, norms, 1e-5, caches, heads, False)
+
+
+def decoder_layers_step(
+    hidden: np.ndarray,
+    position: int,
+    products: tuple,
+    norms: np.ndarray,
+    eps: float,
+    caches: tuple,
+    heads: int,
+    bf16: bool,
+) -> None:
+    """Every post-LN decoder layer for one new position, in one compiled call; ``hidden`` is updated in place.
+
+    Args:
+        hidden: ``(rows, d)`` float32, the layers' input (rows ≤ `MAX_KERNEL_ROWS`).
+        position: the new position's index in the self-attention caches (the positions before it are filled).
+        products: ``(weights, scales, biases)`` typed lists (`typed_arrays`) of `RowProduct.arrays`,
+            `PRODUCTS_PER_LAYER` per layer, layer by layer.
+        norms: ``(layers, 3, 2, d)`` float32: each layer's self-attention, cross-attention and final LayerNorm
+            weight and bias.
+        caches: ``(keys, values, cross_keys, cross_values)`` typed lists, a C-ordered ``(rows, heads, positions,
+            d / heads)`` float32 array per layer; this position's key and value are written into ``keys`` and
+            ``values``.
+        bf16: round to bfloat16 where a bfloat16 model's eager step does (each product's and attention's output,
+            each residual sum and LayerNorm), so that the result is the eager bfloat16 one.
+    """
+    _decoder_layers(hidden, position, *products, norms, eps, *caches, heads, bf16)
+
 
 __all__ = [
     "MAX_KERNEL_ROWS",
+    "PRODUCTS_PER_LAYER",
     "WEIGHT_DTYPES",
     "RowProduct",
     "attention_applies",
     "available",
+    "compile_kernels",
+    "decoder_layers_step",
     "kernel_threads",
     "kernels_apply",
     "rows_fit_kernels",
     "single_query_attention",
     "torch_threads",
+    "typed_arrays",
 ]
