@@ -73,6 +73,7 @@ def test_generation_floor_counts_the_keys_and_values_attention_reads(
     import torch.nn.functional as F
 
     from visage_hf.models import encoder_decoder
+    from visage_hf.models.fused_step import FusedDecoderStep
 
     generate = _load_benchmark("generate")
     read = []
@@ -88,6 +89,8 @@ def test_generation_floor_counts_the_keys_and_values_attention_reads(
 
     monkeypatch.setattr(encoder_decoder.F, "scaled_dot_product_attention", record(sdpa))
     monkeypatch.setattr(encoder_decoder, "single_query_attention", record(kernel))
+    # The layers one by one, so that every attention call is seen here (the fused step reads the same arrays).
+    monkeypatch.setattr(FusedDecoderStep, "build", classmethod(lambda cls, layers: None))
     clip, energy, direction = make_conditions(tiny_model.config, batch=1, frames=4)
     tiny_model.generate(clip, energy, direction, seed=0, num_frames=3)  # 7 steps, joint guidance: 2 rows
     per_step = 2 * tiny_model.config.decoder_layers

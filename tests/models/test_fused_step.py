@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 
 import pytest
 import torch
@@ -146,3 +147,25 @@ def test_compile_kernels_compiles_the_fused_step_for_a_weight_dtype(dtype):
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     element = {torch.bfloat16: "uint16", torch.int8: "int8"}[dtype]
     assert f"array({element}, 2d, C)" in result.stdout
+
+
+def test_generations_in_threads_sharing_the_model_get_their_own_codes(tiny_model, make_conditions):
+    # As in the Space (two generations at a time, one model): each thread's steps must use its own cache, whatever
+    # the other thread does to the decoder's step state meanwhile. Batch 1 and 2: steps of 2 and 4 rows.
+    requests = [
+        make_conditions(tiny_model.config, batch=batch, frames=1, seed=batch) for batch in (1, 2, 1, 2)
+    ]
+    settings = dict(do_sample=False, num_frames=12)
+    expected = [tiny_model.generate(*conditions, **settings) for conditions in requests]
+    results = [None] * len(requests)
+
+    def run(index):
+        results[index] = tiny_model.generate(*requests[index], **settings)
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(len(requests))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for ours, reference in zip(results, expected):
+        assert torch.equal(ours, reference)

@@ -62,8 +62,7 @@ class FusedDecoderStep:
         self._eps = float(layers[0].final_layer_norm.eps)
         self._heads = layers[0].self_attn.num_heads
         self._num_layers = len(layers)
-        self._cache_key: tuple | None = None
-        self._cache_arrays: tuple | None = None
+        self._cache_entry: tuple = (None, None)
 
     @classmethod
     def build(cls, layers: nn.ModuleList) -> FusedDecoderStep | None:
@@ -127,16 +126,19 @@ class FusedDecoderStep:
         if any(tensor.dtype != torch.float32 or tensor.shape[0] != rows for tensor in tensors):
             return None
         key = tuple((tensor.data_ptr(), tuple(tensor.shape)) for tensor in tensors)
-        if key != self._cache_key:
+        # One (key, arrays) pair, replaced whole: generations running in other threads through this step (they
+        # share the decoder) each get the arrays of their own cache.
+        known_key, arrays = self._cache_entry
+        if known_key != key:
             # Cross-attention states never change during a generation: made C-ordered once, kept with the key.
-            self._cache_arrays = (
-                typed_arrays([key.numpy() for key, _ in buffers]),
-                typed_arrays([value.numpy() for _, value in buffers]),
-                typed_arrays([key.contiguous().numpy() for key, _ in cross]),
-                typed_arrays([value.contiguous().numpy() for _, value in cross]),
+            arrays = (
+                typed_arrays([pair[0].numpy() for pair in buffers]),
+                typed_arrays([pair[1].numpy() for pair in buffers]),
+                typed_arrays([pair[0].contiguous().numpy() for pair in cross]),
+                typed_arrays([pair[1].contiguous().numpy() for pair in cross]),
             )
-            self._cache_key = key
-        return self._cache_arrays
+            self._cache_entry = (key, arrays)
+        return arrays
 
 
 __all__ = ["FusedDecoderStep"]
