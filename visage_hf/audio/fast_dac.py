@@ -35,13 +35,16 @@ edited later is still the one used) and change only how each layer is computed:
   (768/384/192/96 channels) direct 0.21/0.42/0.42/0.19 s, ``F(4, 7)`` 0.08/0.19/0.24/0.18 s, ``F(6, 7)``
   0.07/0.16/0.20/0.14 s; whole decode 1.81 / 1.31 / 1.15 s. Every width measured faster, so no width falls back;
   the direct convolution stays for other kernels, strides, groups, dtypes or devices, without numba, and with
-  ``WINOGRAD_TILE = None``. The transforms' float32 rounding moves the audio by 4.3e-6 of its peak on the full
-  model (direct: 2.8e-6; tests/audio/test_winograd.py bounds a layer, test_fast_dac.py the decoder).
+  ``WINOGRAD_TILE = None``. The transforms' float32 rounding moves the audio by 3.9-4.3e-6 of its peak on the
+  full model (direct: 2.8e-6; tests/audio/test_winograd.py bounds a layer, test_fast_dac.py the decoder).
 
 Together (5 s x 4 channels, one process, old and new decoders interleaved, on the shared 2-core AVX2 EPYC at load
 3.6-4.7): decode CPU time 48.7 -> 38.7 s (1.26x; page-fault system time 7.2 -> 1.3 s), wall 48.9 -> 41.7 s.
-Winograd on top (benchmarks/codec.py, one round, same machine at load 2.7-3.0, GEMM 67 GFLOP/s then): decode
-``DacModel.decode`` 82.7 s, fast path without Winograd 46.7 s (1.77x), with it 21.4 s (3.86x).
+Winograd on top (benchmarks/codec.py, variants interleaved, one round each run, same machine): at load 0.8-1.9
+(GEMM 125 GFLOP/s) decode ``DacModel.decode`` 55.2 s, fast path without Winograd 23.8 s (2.32x), with it 15.3 s
+(3.62x); at load 2.7-3.0 (GEMM 67 GFLOP/s) 82.7 / 46.7 (1.77x) / 21.4 s (3.86x). Under heavier load it can lose
+its edge (one run at load 3.4-3.5: 113 / 39.0 / 46.5 s): each window runs three parallel regions, and on a busy
+2-core machine each waits for a descheduled thread.
 
 Weight norm is left to the modules: transformers' ``DacModel`` stores plain (already folded) weights, and
 :func:`visage_hf.audio.codec.convert_descript_weights` folds a descript checkpoint's ``weight_g`` / ``weight_v``
