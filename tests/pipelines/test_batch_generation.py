@@ -193,7 +193,9 @@ def test_each_clip_in_a_batch_equals_that_clip_generated_alone(single_run, featu
         reference = _reference_from_features(pipe, features_dir, clip)
         assert outputs[clip].shape == (4, round(frames / FPS * OUT_RATE)) == reference.shape
         peak = np.abs(reference).max()
-        assert np.abs(outputs[clip] - reference).max() <= 1e-5 * peak, clip  # relative: a 10 % error fails
+        # The fast DAC decoder's contract: within 1e-4 of stock DacModel.decode's peak (its Winograd convolutions
+        # round differently, visage_hf/audio/fast_dac.py); relative: a 10 % error fails.
+        assert np.abs(outputs[clip] - reference).max() <= 1e-4 * peak, clip
     same_length = [outputs[c[0]] for c in CLIPS if c[1] == 2]
     assert not np.array_equal(same_length[0], same_length[1])  # clips differ: a constant output would fail
     assert _failed(single_run) == {"missing_0": ("input", f"not found in {features_dir}")}
