@@ -127,8 +127,7 @@ class RowProduct:
         # numpy views on both sides: a few microseconds less per call than torch's reshape/view (~80 calls a step).
         inputs = states_fp32.numpy().reshape(rows, self.in_features)
         output = np.empty((rows, self.out_features), dtype=np.float32)
-        kernel = _two_rows if rows <= 2 else _four_rows
-        kernel(self._weight, self._scale, self._bias, inputs, output, self._gelu)
+        _product(self._weight, self._scale, self._bias, inputs, output, self._gelu)
         output = torch.from_numpy(output.reshape(*states.shape[:-1], self.out_features))
         return output if states.dtype == torch.float32 else output.to(states.dtype)
 
@@ -432,7 +431,7 @@ def typed_arrays(arrays: list[np.ndarray]):
 
 def compile_kernels(weight_dtype: torch.dtype = torch.float32) -> None:
     """Compile (or load from numba's disk cache) every kernel a generation step with ``weight_dtype`` step weights
-    runs, on tiny arrays: the first generation in a fresh environment otherwise pays this (~5-15 s per weight
+    runs, on tiny arrays: the first generation in a fresh environment otherwise pays this (~10-20 s per weight
     dtype on a 2-core AVX2 EPYC), e.g. inside a web request. Does nothing where the kernels are unavailable."""
     if not available():
         return
@@ -446,9 +445,7 @@ def compile_kernels(weight_dtype: torch.dtype = torch.float32) -> None:
     norms = np.ones((1, 3, 2, dim), dtype=np.float32)
     for count in (rows, MAX_KERNEL_ROWS):  # the layer-by-layer path's products and attention too
         states = np.ones((count, dim), dtype=np.float32)
-        (_two_rows if count <= 2 else _four_rows)(
-            weights[1], vectors[1], vectors[1], states, states.copy(), False
-        )
+        _product(weights[1], vectors[1], vectors[1], states, states.copy(), False)
     query = np.ones((rows, heads, 1, dim // heads), dtype=np.float32)
     _attention(query, caches[0][0], caches[1][0], 1, query.copy(), np.float32(1.0))
     decoder_layers_step(np.ones((rows, dim), np.float32), 0, products, norms, 1e-5, caches, heads, False)
