@@ -13,6 +13,7 @@ import httpx
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from tests.conftest import free_port
 from visage_hf.app import logic as logic
@@ -372,6 +373,17 @@ def test_model_loader_reports_a_failure_and_retries():
     assert "**not available**: could not download some/model" in loader.status()
     assert loader.get() == "a pipeline" and "ready" in loader.status()
     assert calls == ["some/model", "some/model"]
+
+
+def test_load_pipeline_compiles_the_generation_kernels_at_load(monkeypatch):
+    # At start-up (the loader's thread), not in the first person's request.
+    from visage_hf.models import row_kernels
+
+    compiled = []
+    monkeypatch.setattr(row_kernels, "compile_kernels", compiled.append)
+    monkeypatch.setattr(row_kernels, "available", lambda: True)
+    pipeline = logic.load_pipeline("tiny-random")
+    assert compiled == [torch.float32] and pipeline.foa_model.dtype == torch.float32
 
 
 def test_load_pipeline_names_a_missing_folder(tmp_path):

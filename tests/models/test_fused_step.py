@@ -149,6 +149,19 @@ def test_compile_kernels_compiles_the_fused_step_for_a_weight_dtype(dtype):
     assert f"array({element}, 2d, C)" in result.stdout
 
 
+@pytest.mark.parametrize("kind", DTYPES)
+def test_compile_step_kernels_compiles_for_the_models_step_weights(tiny_model, kind, monkeypatch):
+    compiled = []
+    monkeypatch.setattr(row_kernels, "compile_kernels", compiled.append)
+    model = _model(tiny_model, kind)
+    row_kernels.compile_step_kernels(model)
+    assert compiled == [model.model.decoder.layers[0].fc2.weight.dtype]
+    assert compiled[0] == (torch.int8 if kind == "int8" else getattr(torch, kind))
+    monkeypatch.setenv("VISAGE_HF_NO_NUMBA", "1")  # without the kernels there is nothing to compile
+    row_kernels.compile_step_kernels(model)
+    assert len(compiled) == 1
+
+
 def test_generations_in_threads_sharing_the_model_get_their_own_codes(tiny_model, make_conditions):
     # As in the Space (two generations at a time, one model): each thread's steps must use its own cache, whatever
     # the other thread does to the decoder's step state meanwhile. Batch 1 and 2: steps of 2 and 4 rows.

@@ -129,8 +129,10 @@ def test_windowed_generation_continues_from_the_previous_window(short_window_pip
 def test_stitched_audio_equals_one_pass_decode_of_the_codes(short_window_pipe, video):
     out = short_window_pipe(video, 30.0, 0.0, duration=2.2, seed=1, overlap=0.5)
     reference = FOACodec(short_window_pipe.codec).decode(out.codes).numpy()[..., : out.audio.shape[-1]]
-    # The joins sit mid-overlap, farther from every window edge than the DAC's receptive field.
-    np.testing.assert_allclose(out.audio, reference, atol=1e-5 * np.abs(reference).max())
+    # The joins sit mid-overlap, farther from every window edge than the DAC's receptive field. The windows are
+    # decoded over other spans than the one pass, so the fast decoder's float rounding differs between them:
+    # within its contract, 1e-4 of the peak (1.1e-5 measured for one clip; a misplaced join is of the signal's size).
+    np.testing.assert_allclose(out.audio, reference, atol=1e-4 * np.abs(reference).max())
 
 
 def test_one_window_clip_repeats_its_partial_last_frame_in_one_call(short_window_pipe, video, monkeypatch):
@@ -152,7 +154,7 @@ def test_one_window_clip_repeats_its_partial_last_frame_in_one_call(short_window
     assert torch.equal(out.codes[..., 86], out.codes[..., 85])
     assert out.audio.shape == (1, 4, SAMPLE_RATE)
     reference = FOACodec(short_window_pipe.codec).decode(out.codes).numpy()[..., :SAMPLE_RATE]
-    np.testing.assert_allclose(out.audio, reference, atol=1e-5 * np.abs(reference).max())
+    np.testing.assert_allclose(out.audio, reference, atol=1e-4 * np.abs(reference).max())
 
 
 def test_progress_bar_counts_the_decoder_steps_that_run(short_window_pipe, video, monkeypatch):

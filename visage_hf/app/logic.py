@@ -329,20 +329,25 @@ def _fit_to_video(info, start: float, duration: float, limits: DemoLimits) -> tu
 def load_pipeline(model: str, device: str | None = None):
     """The pipeline for ``model``: ``"tiny-random"``, a folder, or a Hub id (the original release is
     converted on load), on ``device`` (default: CUDA when available), through the one loader the CLI uses
-    (:func:`visage_hf.pipelines.loading.load_pipeline`).
+    (:func:`visage_hf.pipelines.loading.load_pipeline`), with its CPU generation kernels compiled.
 
     Raises:
         DemoError: the model cannot be loaded, with the reason (offline, missing folder, ...).
     """
+    from ..models.row_kernels import compile_step_kernels
     from ..pipelines.loading import load_pipeline as load
 
     try:
-        return load(model, device)
+        pipeline = load(model, device)
     except ValueError as error:
         raise DemoError(
             f"{_one_line(error)} (in the app: set {MODEL_ENV} to a downloaded or converted checkpoint folder, "
             "or to tiny-random to try the app offline (noise))"
         ) from None
+    # Here, at start-up (the loader's thread), rather than inside the first person's request: a fresh Space
+    # compiles the CPU generation kernels once (~10-20 s).
+    compile_step_kernels(pipeline.foa_model)
+    return pipeline
 
 
 def _one_line(error: BaseException) -> str:

@@ -451,6 +451,14 @@ def compile_kernels(weight_dtype: torch.dtype = torch.float32) -> None:
     decoder_layers_step(np.ones((rows, dim), np.float32), 0, products, norms, 1e-5, caches, heads, False)
 
 
+def compile_step_kernels(model: torch.nn.Module) -> None:
+    """`compile_kernels` for the dtype of a `VisageForFOA`'s decoder step weights, where they are on CPU and the
+    kernels take them; nothing otherwise."""
+    weight = model.model.decoder.layers[0].fc2.weight
+    if kernels_apply(weight):
+        compile_kernels(weight.dtype)
+
+
 def decoder_layers_step(
     hidden: np.ndarray,
     position: int,
@@ -487,6 +495,7 @@ __all__ = [
     "attention_applies",
     "available",
     "compile_kernels",
+    "compile_step_kernels",
     "decoder_layers_step",
     "kernel_threads",
     "kernels_apply",

@@ -184,13 +184,21 @@ def _bilinear(frames: np.ndarray, source_x: np.ndarray, source_y: np.ndarray, wr
     ``wrap``: columns wrap around (equirect seam) and rows clamp to the edge. Otherwise neighbours outside the
     frame count as black, like ``cv2.remap``'s default constant border.
     """
-    _, height, width, channels = frames.shape
+    _, height, width, _ = frames.shape
+    return _apply_taps(frames, *_bilinear_taps(height, width, source_x, source_y, wrap))
+
+
+def _bilinear_taps(
+    height: int, width: int, source_x: np.ndarray, source_y: np.ndarray, wrap: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bilinear sampling of a ``(height, width)`` image at float pixel coordinates ``(...)`` as four taps: flat pixel
+    indices ``(4, ...)`` and float32 weights ``(4, ..., 1)`` (0 for a neighbour outside the frame without ``wrap``).
+    A fixed view samples every frame alike, so the taps can be computed once (`fov_to_equirect`)."""
     x0 = np.floor(source_x).astype(np.int64)
     y0 = np.floor(source_y).astype(np.int64)
     fx = (source_x - x0).astype(np.float32)[..., None]
     fy = (source_y - y0).astype(np.float32)[..., None]
-    flat = frames.reshape(frames.shape[0], height * width, channels)
-    result = np.zeros((frames.shape[0], *source_x.shape, channels), dtype=np.float32)
+    indices, weights = [], []
     for dy, weight_y in ((0, 1 - fy), (1, fy)):
         for dx, weight_x in ((0, 1 - fx), (1, fx)):
             xs, ys = x0 + dx, y0 + dy
@@ -202,7 +210,17 @@ def _bilinear(frames: np.ndarray, source_x: np.ndarray, source_y: np.ndarray, wr
             weight = weight_x * weight_y
             if inside is not None:
                 weight = weight * inside[..., None]
-            result += np.take(flat, ys * width + xs, axis=1) * weight
+            indices.append(ys * width + xs)
+            weights.append(weight)
+    return np.stack(indices), np.stack(weights)
+
+
+def _apply_taps(frames: np.ndarray, indices: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``frames`` ``(T, H, W, C)`` sampled with `_bilinear_taps` -> float32 ``(T, ..., C)``."""
+    flat = frames.reshape(frames.shape[0], -1, frames.shape[-1])
+    result = np.zeros((frames.shape[0], *indices.shape[1:], frames.shape[-1]), dtype=np.float32)
+    for tap, weight in zip(indices, weights):
+        result += np.take(flat, tap, axis=1) * weight
     return result
 
 
@@ -291,14 +309,14 @@ def fov_to_equirect(
     if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[-1] != 3:
         raise ValueError(f"frame: expected uint8 (h, w, 3), got {frame.dtype} {frame.shape}")
     height, width = size
-    source_x, source_y, visible = _fov_source_pixels(
+    painted, indices, weights = _fov_paint_taps(
         frame.shape[0], frame.shape[1], float(azimuth), float(elevation), float(fov), (height, width)
     )
     canvas = np.zeros((height, width, 3), np.uint8) if background is None else np.array(background, np.uint8)
     if canvas.shape != (height, width, 3):
         raise ValueError(f"background: expected uint8 {(height, width, 3)}, got {canvas.shape}")
-    sampled = _bilinear(frame[None], source_x[visible][None], source_y[visible][None], wrap=False)[0]
-    canvas[visible] = np.clip(np.rint(sampled), 0, 255).astype(np.uint8)
+    sampled = _apply_taps(frame[None], indices, weights)[0]
+    canvas.reshape(-1, 3)[painted] = np.clip(np.rint(sampled), 0, 255).astype(np.uint8)
     return canvas
 
 
@@ -309,9 +327,18 @@ def _cached_equirect_directions(height: int, width: int) -> np.ndarray:
     return rays
 
 
-@lru_cache(
-    maxsize=8
-)  # a moving camera has a new view every frame: keep few (each is a few canvas-sized arrays)
+@lru_cache(maxsize=8)  # a fixed camera paints every frame alike; a moving one has a new view each frame
+def _fov_paint_taps(
+    frame_height: int, frame_width: int, azimuth: float, elevation: float, fov: float, size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The flat canvas indices the frame covers and their `_bilinear_taps` into the frame."""
+    source_x, source_y, visible = _fov_source_pixels(frame_height, frame_width, azimuth, elevation, fov, size)
+    indices, weights = _bilinear_taps(
+        frame_height, frame_width, source_x[visible], source_y[visible], wrap=False
+    )
+    return np.flatnonzero(visible), indices, weights
+
+
 def _fov_source_pixels(
     frame_height: int, frame_width: int, azimuth: float, elevation: float, fov: float, size: tuple[int, int]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
