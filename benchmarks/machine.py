@@ -48,7 +48,8 @@ def _cpuinfo() -> tuple[str, list[str]]:
 
 
 def describe_machine() -> str:
-    """One line: ``machine: <CPU model>; ISA <flags>; torch kernels <capability>; <n> CPU(s); load <1-min avg>``."""
+    """One line: ``machine: <CPU model>; ISA <flags>; torch kernels <capability>; numba kernels <CPU target>; <n>
+    CPU(s); load <1-min avg>``."""
     model, flags = _cpuinfo()
     parts = [f"machine: {model}", f"ISA {' '.join(flags) if flags else 'unknown'}"]
     try:
@@ -58,6 +59,13 @@ def describe_machine() -> str:
         parts.append(f"torch kernels {capability}, {torch.get_num_threads()} thread(s)")
         if hasattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported"):
             parts.append(f"native bf16 {'yes' if torch.ops.mkldnn._is_mkldnn_bf16_supported() else 'no'}")
+    except ImportError:
+        pass
+    try:  # the generation kernels' target: the host's CPU unless NUMBA_CPU_NAME holds them to another
+        import numba
+        from llvmlite import binding
+
+        parts.append(f"numba kernels {numba.config.CPU_NAME or binding.get_host_cpu_name()}")
     except ImportError:
         pass
     parts.append(f"{os.cpu_count()} CPU(s)")

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -26,6 +29,21 @@ def test_machine_line_names_the_cpu_and_its_isa():
     model, flags = module._cpuinfo()
     if Path("/proc/cpuinfo").exists():
         assert model in line and all(flag in line for flag in flags)
+
+
+def test_machine_line_names_the_numba_target_a_run_is_held_to():
+    # NUMBA_CPU_NAME=haswell holds the kernels to AVX2 on a newer CPU: the line must say so.
+    script = "import machine; print(machine.describe_machine())"
+    environment = {**os.environ, "NUMBA_CPU_NAME": "haswell"}
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=BENCHMARKS,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "; numba kernels haswell;" in result.stdout
 
 
 def _load_benchmark(name: str):
