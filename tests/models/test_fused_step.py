@@ -155,8 +155,7 @@ def test_compile_step_kernels_compiles_for_the_models_step_weights(tiny_model, k
     monkeypatch.setattr(row_kernels, "compile_kernels", compiled.append)
     model = _model(tiny_model, kind)
     row_kernels.compile_step_kernels(model)
-    assert compiled == [model.model.decoder.layers[0].fc2.weight.dtype]
-    assert compiled[0] == (torch.int8 if kind == "int8" else getattr(torch, kind))
+    assert compiled == [torch.int8 if kind == "int8" else getattr(torch, kind)]
     monkeypatch.setenv("VISAGE_HF_NO_NUMBA", "1")  # without the kernels there is nothing to compile
     row_kernels.compile_step_kernels(model)
     assert len(compiled) == 1
