@@ -39,19 +39,25 @@ def _model(tiny_model: VisageForFOA, kind: str) -> VisageForFOA:
 def _run_steps(
     decoder, config, encoder_states, codes, fused: bool
 ) -> tuple[list[torch.Tensor], EncoderDecoderCache, int]:
-    """Decode ``codes`` ``(rows, steps, streams)`` one step at a time -> (each step's output, cache, fused steps)."""
+    """Decode ``codes`` ``(rows, steps, streams)`` one step at a time -> (each step's output, cache, fused steps),
+    both ways with the self-attention cache in the dtype the fused step keeps it in."""
     rows, steps, _ = codes.shape
-    cache = make_generation_cache(config, capacity=steps)
-    outputs, fused_steps = [], 0
+    outputs, fused_steps = [], []
     with decoder.packed_weights(rows):
-        assert decoder._fused_step is not None
-        if not fused:
-            decoder._fused_step = None
+        step = decoder._fused_step
+        assert step is not None
+        cache = make_generation_cache(config, capacity=steps, storage_dtype=decoder.step_cache_dtype())
+
+        def counted(*args):
+            result = step(*args)
+            fused_steps.append(result is not None)
+            return result
+
+        decoder._fused_step = counted if fused else None
         for position in range(steps):
             embeds = decoder.embed(codes[:, position : position + 1], position)
-            fused_steps += fused and cache.is_updated.get(0, False)
             outputs.append(decoder(embeds, encoder_states, cache=cache, past_length=position))
-    return outputs, cache, fused_steps
+    return outputs, cache, sum(fused_steps)
 
 
 @pytest.mark.parametrize("kind", DTYPES)
@@ -67,9 +73,12 @@ def test_fused_step_equals_the_layer_by_layer_step(tiny_model, kind, rows):
         fused, fused_cache, fused_steps = _run_steps(decoder, config, encoder_states, codes, fused=True)
         eager, eager_cache, _ = _run_steps(decoder, config, encoder_states, codes, fused=False)
     assert fused_steps == 6  # every step after the first, which fills the cross-attention cache
-    # fp32/int8: the same products and attention, LayerNorm statistics summed in another order (float64 here,
-    # torch's fp32 cascade there): outputs of size ~1 differ by a few fp32 ulps (measured ≤ 7e-7). bf16 rounds at
-    # the same points as the eager step and those ulps vanish in the rounding: identical (measured).
+    # bf16 and int8 steps keep the self-attention cache in bf16, the eager step here too (`update` rounds as the
+    # kernel does, to nearest even). fp32/int8: the same products and attention, LayerNorm statistics summed in
+    # another order (float64 here, torch's fp32 cascade there): outputs of size ~1 differ by a few fp32 ulps
+    # (measured ≤ 7e-7). bf16 rounds at the same points as the eager step and those ulps vanish: identical.
+    cache_dtype = torch.float32 if kind == "float32" else torch.bfloat16
+    assert fused_cache.self_attention_cache.layers[0]._key_buffer.dtype == cache_dtype
     tolerance = 0.0 if kind == "bfloat16" else 5e-6
     for step, (ours, reference) in enumerate(zip(fused, eager)):
         assert ours.dtype == reference.dtype and ours.shape == reference.shape == (rows, 1, config.d_model)

@@ -450,6 +450,11 @@ class VisageDecoder(nn.Module):
                 )
         return hidden_states
 
+    def step_cache_dtype(self) -> torch.dtype | None:
+        """Inside `packed_weights`: the self-attention cache dtype its fused steps read (`FusedDecoderStep.
+        cache_dtype`); None where steps run layer by layer (the cache then follows the states' dtype)."""
+        return None if self._fused_step is None else self._fused_step.cache_dtype
+
     @contextmanager
     def packed_weights(self, rows: int | None = None) -> Iterator[None]:
         """Within the block, decoding steps read the decoder's weights through copies laid out for them: the

@@ -11,6 +11,11 @@ It applies inside `VisageDecoder.packed_weights` where every step product is a `
 `MAX_KERNEL_ROWS` rows), fc1's activation is GELU, and the cache is `generate`'s: preallocated self-attention buffers
 (`PreallocatedKVLayer`) and the cross-attention states already projected. Any other step (the first, which fills the
 cross-attention cache; a buffer about to grow; another cache) runs the layers one by one.
+
+With bfloat16 or int8 step weights the self-attention cache is kept in bfloat16 (`cache_dtype`): late in a 5-s clip
+the cache is read as much as the int8 weights are (at full size ~160 MB a step in fp32), and half the bytes read is
+half the time. A bfloat16 model's keys and values are bfloat16 numbers already (its eager step rounds them), so
+nothing changes there; an int8 model's are rounded once more (documented with the int8 option's error).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from torch import nn
 from transformers.cache_utils import Cache, EncoderDecoderCache
 
 from .kv_cache import PreallocatedKVLayer
-from .row_kernels import PRODUCTS_PER_LAYER, decoder_layers_step, typed_arrays
+from .row_kernels import PRODUCTS_PER_LAYER, decoder_layers_step, kernel_array, typed_arrays
 
 # The layers' step products in `row_kernels.decoder_layers_step`'s order: (sub-module, packed_linears key).
 _PRODUCT_SLOTS = (
@@ -59,6 +64,8 @@ class FusedDecoderStep:
             .reshape(len(layers), len(_NORMS), 2, -1)
             .numpy()
         )
+        self.cache_dtype = torch.float32 if arrays[0][0].dtype == np.float32 else torch.bfloat16
+        """The self-attention cache's dtype this step reads and writes (see the module docstring)."""
         self._eps = float(layers[0].final_layer_norm.eps)
         self._heads = layers[0].self_attn.num_heads
         self._num_layers = len(layers)
@@ -122,8 +129,12 @@ class FusedDecoderStep:
         ):
             return None
         cross = [(layer.keys, layer.values) for layer in cache.cross_attention_cache.layers]
+        if any(tensor.dtype != self.cache_dtype for pair in buffers for tensor in pair) or any(
+            tensor.dtype != torch.float32 for pair in cross for tensor in pair
+        ):
+            return None
         tensors = [tensor for pair in buffers + cross for tensor in pair]
-        if any(tensor.dtype != torch.float32 or tensor.shape[0] != rows for tensor in tensors):
+        if any(tensor.shape[0] != rows for tensor in tensors):
             return None
         key = tuple((tensor.data_ptr(), tuple(tensor.shape)) for tensor in tensors)
         # One (key, arrays) pair, replaced whole: generations running in other threads through this step (they
@@ -132,8 +143,8 @@ class FusedDecoderStep:
         if known_key != key:
             # Cross-attention states never change during a generation: made C-ordered once, kept with the key.
             arrays = (
-                typed_arrays([pair[0].numpy() for pair in buffers]),
-                typed_arrays([pair[1].numpy() for pair in buffers]),
+                typed_arrays([kernel_array(pair[0]) for pair in buffers]),
+                typed_arrays([kernel_array(pair[1]) for pair in buffers]),
                 typed_arrays([pair[0].contiguous().numpy() for pair in cross]),
                 typed_arrays([pair[1].contiguous().numpy() for pair in cross]),
             )

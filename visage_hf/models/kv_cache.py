@@ -15,11 +15,17 @@ class PreallocatedKVLayer(DynamicLayer):
     `DynamicLayer` concatenates every step, copying the whole cache each time (a 5 s clip with joint guidance
     at full size in fp32: ~170 MB read and written per step on average); here each step writes one slice into
     a buffer and returns a view of the filled part.
+
+    Args:
+        capacity: positions to allocate for at the first update (the buffer doubles beyond them).
+        storage_dtype: the buffers' dtype where it differs from the states' (None: the states'). `FusedDecoderStep`
+            writes and reads such buffers itself; `update` returns the filled part in the states' dtype (a copy).
     """
 
-    def __init__(self, capacity: int = 0):
+    def __init__(self, capacity: int = 0, storage_dtype: torch.dtype | None = None):
         super().__init__()
         self.capacity = capacity
+        self.storage_dtype = storage_dtype
         self._key_buffer: torch.Tensor | None = None
         self._value_buffer: torch.Tensor | None = None
 
@@ -33,6 +39,8 @@ class PreallocatedKVLayer(DynamicLayer):
         self._key_buffer[..., past:total, :] = key_states
         self._value_buffer[..., past:total, :] = value_states
         self.filled_to(total)
+        if self.keys.dtype != key_states.dtype:
+            return self.keys.to(key_states.dtype), self.values.to(key_states.dtype)
         return self.keys, self.values
 
     def step_buffers(self, past: int) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -51,7 +59,7 @@ class PreallocatedKVLayer(DynamicLayer):
 
     def _buffer_fits(self, key_states: torch.Tensor, past: int, total: int) -> bool:
         buffer = self._key_buffer
-        if buffer is None or buffer.shape[-2] < total or buffer.dtype != key_states.dtype:
+        if buffer is None or buffer.shape[-2] < total or buffer.dtype != self._dtype_for(key_states):
             return False
         if buffer.shape[:2] != key_states.shape[:2] or buffer.shape[-1] != key_states.shape[-1]:
             return False
@@ -61,24 +69,31 @@ class PreallocatedKVLayer(DynamicLayer):
     def _grow(self, key_states: torch.Tensor, past: int, total: int) -> None:
         capacity = max(total, self.capacity, 2 * past)
         shape = (*key_states.shape[:2], capacity, key_states.shape[-1])
-        key_buffer = key_states.new_empty(shape)
-        value_buffer = key_states.new_empty(shape)
+        key_buffer = key_states.new_empty(shape, dtype=self._dtype_for(key_states))
+        value_buffer = key_states.new_empty(shape, dtype=self._dtype_for(key_states))
         if past:
             key_buffer[..., :past, :] = self.keys
             value_buffer[..., :past, :] = self.values
         self._key_buffer, self._value_buffer = key_buffer, value_buffer
 
+    def _dtype_for(self, states: torch.Tensor) -> torch.dtype:
+        return self.storage_dtype or states.dtype
+
 
 class VisageKVCache(DynamicCache):
     """Decoder self-attention cache of `PreallocatedKVLayer`s (pair it with a `DynamicCache` for cross-attention)."""
 
-    def __init__(self, num_layers: int, capacity: int = 0):
-        Cache.__init__(self, layers=[PreallocatedKVLayer(capacity) for _ in range(num_layers)])
+    def __init__(self, num_layers: int, capacity: int = 0, storage_dtype: torch.dtype | None = None):
+        layers = [PreallocatedKVLayer(capacity, storage_dtype) for _ in range(num_layers)]
+        Cache.__init__(self, layers=layers)
 
 
-def make_generation_cache(config: VisageConfig, capacity: int = 0) -> EncoderDecoderCache:
-    """The cache `generate` uses: preallocated self-attention buffers + once-filled cross-attention states."""
-    return EncoderDecoderCache(VisageKVCache(config.decoder_layers, capacity), DynamicCache())
+def make_generation_cache(
+    config: VisageConfig, capacity: int = 0, storage_dtype: torch.dtype | None = None
+) -> EncoderDecoderCache:
+    """The cache `generate` uses: preallocated self-attention buffers (in ``storage_dtype``, default the states'
+    dtype) + once-filled cross-attention states."""
+    return EncoderDecoderCache(VisageKVCache(config.decoder_layers, capacity, storage_dtype), DynamicCache())
 
 
 __all__ = ["PreallocatedKVLayer", "VisageKVCache", "make_generation_cache"]

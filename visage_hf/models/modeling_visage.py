@@ -546,9 +546,9 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
             config, total_steps - known_steps, use_cache, kwargs
         )
         schedule = stream_schedule(canvas)
-        # Inference mode: no autograd bookkeeping on the ~1,500 small tensor ops of each step (views included),
-        # which at batch 1 cost about as much as reading a small model's weights. The codes are cloned out.
+        # Inference mode: no autograd bookkeeping on a step's ~1,500 small tensor ops; the codes are cloned out.
         packed = self._packed_decoding_weights(schedule[known_steps:], rows=plan.num_branches * batch)
+        step_cache_dtype = self.model.decoder.step_cache_dtype  # called inside the block, which sets it
         with torch.inference_mode(), packed:
             outputs = super().generate(
                 start,
@@ -556,7 +556,7 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
                 logits_processor=processors,
                 encoder_outputs=encoder_outputs,
                 decoder_input_ids=torch.cat([start, prompt], dim=1),
-                cache=make_generation_cache(config, capacity=total_steps) if use_cache else None,
+                cache=make_generation_cache(config, total_steps, step_cache_dtype()) if use_cache else None,
                 stream_schedule=schedule,
                 guidance_plan=plan,
                 **model_kwargs,

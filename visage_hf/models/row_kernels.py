@@ -102,7 +102,7 @@ class RowProduct:
             raise ValueError("an int8 weight needs its (out,) scales; a float weight takes none")
         self.out_features, self.in_features = weight.shape
         self._tensors = (weight.contiguous(), bias, scale)  # keep the memory the arrays below point into
-        self._weight = _as_numpy(self._tensors[0])
+        self._weight = kernel_array(self._tensors[0])
         self._scale = _float_vector(scale, self.out_features, 1.0)
         self._bias = _float_vector(bias, self.out_features, 0.0)
         self._gelu = activation == "gelu"
@@ -132,11 +132,12 @@ class RowProduct:
         return output if states.dtype == torch.float32 else output.to(states.dtype)
 
 
-def _as_numpy(weight: torch.Tensor) -> np.ndarray:
-    # numpy has no bfloat16: its bits travel as uint16 and the kernel widens them.
-    if weight.dtype == torch.bfloat16:
-        return weight.view(torch.int16).numpy().view(np.uint16)
-    return weight.numpy()
+def kernel_array(tensor: torch.Tensor) -> np.ndarray:
+    """A CPU tensor as the array the kernels read (sharing its memory): numpy has no bfloat16, so its bits travel
+    as uint16 and the kernels widen them."""
+    if tensor.dtype == torch.bfloat16:
+        return tensor.view(torch.int16).numpy().view(np.uint16)
+    return tensor.numpy()
 
 
 def _float_vector(values: torch.Tensor | None, length: int, fill: float) -> np.ndarray:
@@ -223,7 +224,7 @@ def _whole_rows(tensor: torch.Tensor) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------------- kernels
-def _weight_value(value):  # numba only: a weight element as float32 (see the overload below)
+def _as_float32(value):  # numba only: a weight or cache element as float32 (see the overload below)
     raise NotImplementedError
 
 
@@ -250,8 +251,8 @@ if numba is not None:
 
         return types.uint32(types.float32), codegen
 
-    @overload(_weight_value, inline="always")
-    def _weight_value_overload(value):
+    @overload(_as_float32, inline="always")
+    def _as_float32_overload(value):
         if value == types.uint16:  # bfloat16 bits: the high half of a float32
             return lambda value: _bits_to_float32(np.uint32(value) << np.uint32(16))
         if value in (types.int8, types.float32):
@@ -276,7 +277,7 @@ if numba is not None:
             first = np.float32(0.0)
             second = np.float32(0.0)
             for k in range(weight.shape[1]):
-                value = _weight_value(weight[channel, k])
+                value = _as_float32(weight[channel, k])
                 first += value * states[0, k]
                 second += value * states[rows - 1, k]
             out[0, channel] = first * scale[channel] + bias[channel]
@@ -294,16 +295,16 @@ if numba is not None:
             b0, b1, b2, b3 = np.float32(0.0), np.float32(0.0), np.float32(0.0), np.float32(0.0)
             for k in range(weight.shape[1]):
                 first, second = states[0, k], states[rows - 1, k]
-                value = _weight_value(weight[c, k])
+                value = _as_float32(weight[c, k])
                 a0 += value * first
                 b0 += value * second
-                value = _weight_value(weight[c + 1, k])
+                value = _as_float32(weight[c + 1, k])
                 a1 += value * first
                 b1 += value * second
-                value = _weight_value(weight[c + 2, k])
+                value = _as_float32(weight[c + 2, k])
                 a2 += value * first
                 b2 += value * second
-                value = _weight_value(weight[c + 3, k])
+                value = _as_float32(weight[c + 3, k])
                 a3 += value * first
                 b3 += value * second
             for offset, first, second in ((0, a0, b0), (1, a1, b1), (2, a2, b2), (3, a3, b3)):
@@ -313,7 +314,7 @@ if numba is not None:
             first = np.float32(0.0)
             second = np.float32(0.0)
             for k in range(weight.shape[1]):
-                value = _weight_value(weight[channel, k])
+                value = _as_float32(weight[channel, k])
                 first += value * states[0, k]
                 second += value * states[rows - 1, k]
             out[0, channel] = first * scale[channel] + bias[channel]
@@ -328,7 +329,7 @@ if numba is not None:
             third = np.float32(0.0)
             fourth = np.float32(0.0)
             for k in range(weight.shape[1]):
-                value = _weight_value(weight[channel, k])
+                value = _as_float32(weight[channel, k])
                 first += value * states[0, k]
                 second += value * states[1, k]
                 third += value * states[2, k]
@@ -348,7 +349,7 @@ if numba is not None:
             for j in range(keys):
                 total = np.float32(0.0)
                 for d in range(dim):
-                    total += query[row, head, 0, d] * key[row, head, j, d]
+                    total += query[row, head, 0, d] * _as_float32(key[row, head, j, d])
                 scores[j] = total * scale
                 largest = max(largest, scores[j])
             norm = np.float32(0.0)
@@ -359,7 +360,7 @@ if numba is not None:
             for j in range(keys):
                 weight = scores[j] / norm
                 for d in range(dim):
-                    mixed[d] += weight * value[row, head, j, d]
+                    mixed[d] += weight * _as_float32(value[row, head, j, d])
             out[row, head, 0, :] = mixed
 
     @numba.njit(fastmath=_FAST, cache=True)
@@ -379,6 +380,26 @@ if numba is not None:
         bits = _float32_to_bits(np.float32(value))
         bits = (bits + np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1))) & np.uint32(0xFFFF0000)
         return _bits_to_float32(bits)
+
+    def _store(target, source):  # numba only: fp32 ``source`` into a cache row (see the overload below)
+        raise NotImplementedError
+
+    @overload(_store, inline="always")
+    def _store_overload(target, source):
+        if target.dtype == types.float32:
+
+            def store(target, source):
+                target[:] = source
+
+            return store
+        if target.dtype == types.uint16:  # a bfloat16 cache: the nearest bfloat16's bits
+
+            def store_bfloat16(target, source):
+                for index in range(source.shape[0]):
+                    target[index] = np.uint16(_float32_to_bits(_to_bfloat16(source[index])) >> np.uint32(16))
+
+            return store_bfloat16
+        return None
 
     @numba.njit(cache=True)
     def _round_bfloat16(values):  # pragma: no cover - compiled
@@ -444,10 +465,11 @@ if numba is not None:
             for row in range(rows):
                 for head in range(heads):
                     start = head * head_dim
-                    keys[layer][row, head, position, :] = qkv[row, dim + start : dim + start + head_dim]
-                    values[layer][row, head, position, :] = qkv[
-                        row, 2 * dim + start : 2 * dim + start + head_dim
-                    ]
+                    _store(keys[layer][row, head, position], qkv[row, dim + start : dim + start + head_dim])
+                    _store(
+                        values[layer][row, head, position],
+                        qkv[row, 2 * dim + start : 2 * dim + start + head_dim],
+                    )
             _attention(query, keys[layer], values[layer], position + 1, attended, scale)
             if bf16:
                 _round_bfloat16(attended_rows)
@@ -487,7 +509,8 @@ def compile_kernels(weight_dtype: torch.dtype = torch.float32) -> None:
     weights = [np.zeros(shape, dtype=weight_type) for shape in shapes]
     vectors = [np.ones(shape[0], dtype=np.float32) for shape in shapes]
     products = (typed_arrays(weights), typed_arrays(vectors), typed_arrays(vectors))
-    caches = tuple(typed_arrays([np.zeros((rows, heads, 3, dim // heads), np.float32)]) for _ in range(4))
+    cache_shape = (rows, heads, 3, dim // heads)
+    caches = tuple(typed_arrays([np.zeros(cache_shape, np.float32)]) for _ in range(4))
     norms = np.ones((1, 3, 2, dim), dtype=np.float32)
     for count in (rows, MAX_KERNEL_ROWS):  # the layer-by-layer path's products and attention too
         states = np.ones((count, dim), dtype=np.float32)
@@ -495,6 +518,13 @@ def compile_kernels(weight_dtype: torch.dtype = torch.float32) -> None:
     query = np.ones((rows, heads, 1, dim // heads), dtype=np.float32)
     _attention(query, caches[0][0], caches[1][0], 1, query.copy(), np.float32(1.0))
     decoder_layers_step(np.ones((rows, dim), np.float32), 0, products, norms, 1e-5, caches, heads, False)
+    if (
+        weight_dtype != torch.float32
+    ):  # their steps keep the self-attention cache in bfloat16 (`step_cache_dtype`)
+        halves = tuple(typed_arrays([np.zeros(cache_shape, np.uint16)]) for _ in range(2))
+        decoder_layers_step(
+            np.ones((rows, dim), np.float32), 0, products, norms, 1e-5, halves + caches[2:], heads, False
+        )
 
 
 def compile_step_kernels(model: torch.nn.Module) -> None:
@@ -525,8 +555,9 @@ def decoder_layers_step(
         norms: ``(layers, 3, 2, d)`` float32: each layer's self-attention, cross-attention and final LayerNorm
             weight and bias.
         caches: ``(keys, values, cross_keys, cross_values)`` typed lists, a C-ordered ``(rows, heads, positions,
-            d / heads)`` float32 array per layer; this position's key and value are written into ``keys`` and
-            ``values``.
+            d / heads)`` array per layer (`kernel_array`s: float32, or for ``keys`` and ``values`` bfloat16 bits
+            too); this position's key and value are written into ``keys`` and ``values`` (rounded to bfloat16
+            there where they hold it).
         bf16: round to bfloat16 where a bfloat16 model's eager step does (each product's and attention's output,
             each residual sum and LayerNorm), so that the result is the eager bfloat16 one.
     """
@@ -543,6 +574,7 @@ __all__ = [
     "compile_kernels",
     "compile_step_kernels",
     "decoder_layers_step",
+    "kernel_array",
     "kernel_threads",
     "kernels_apply",
     "rows_fit_kernels",
