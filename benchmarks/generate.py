@@ -27,9 +27,10 @@ Per variant it prints ms per decoder step (median, and the fastest decile: the s
 processes), the per-call fixed cost, seconds for a 5-s clip (fixed + 861 median steps), the speed-up over
 ``reference``, and the distance from this machine's floor: every step must read the decoder's step weights once
 (self-attention 4·d², cross-attention q/o 2·d², FFN 2·d·ffn per layer) and the live heads (on average 18 of 36
-heads of d × 1024 per step), and the attention's keys and values (fp32 on CPU; self-attention's grow by a row
-a step, so a 5-s clip's later steps read more than the 61 timed by default: ``--full`` times them all), at the
-measured read bandwidth. ``s/clip`` extrapolates the median step, so it leaves that growth out unless ``--full``.
+heads of d × 1024 per step), and the attention's keys and values (cross-attention's fp32; self-attention's fp32,
+or bf16 where the fused step keeps them so, and growing by a row a step, so a 5-s clip's later steps read more
+than the 61 timed by default: ``--full`` times them all), at the measured read bandwidth. ``s/clip`` extrapolates
+the median step, so it leaves that growth out unless ``--full``.
 
 Usage:
     python benchmarks/generate.py                         # the 78 M and the full (360 M) model, 61 steps
@@ -128,6 +129,7 @@ class Variant:
     reference: bool = False  # the original-style loop instead of `VisageForFOA.generate`
     prepare: Callable | None = None  # model -> model (a dtype cast, a quantization); None keeps fp32
     bytes_per_weight: float = 4.0
+    cache_bytes: float = 4.0  # per self-attention key/value element (the fused step keeps bf16 for bf16/int8)
     generate_kwargs: dict = field(default_factory=dict)
     context: Callable | None = None  # () -> context manager around each call (to time a path switched off)
 
@@ -137,10 +139,9 @@ VARIANTS = {
     for variant in (
         Variant("reference", reference=True),
         Variant("ours"),
-        Variant("ours-bf16", prepare=_to_dtype("bfloat16"), bytes_per_weight=2.0),
-        Variant(
-            "ours-int8", prepare=_int8, bytes_per_weight=1.0
-        ),  # dtype="int8": visage_hf.models.quantization
+        Variant("ours-bf16", prepare=_to_dtype("bfloat16"), bytes_per_weight=2.0, cache_bytes=2.0),
+        # dtype="int8": visage_hf.models.quantization
+        Variant("ours-int8", prepare=_int8, bytes_per_weight=1.0, cache_bytes=2.0),
         # Not run by default: torch's products instead of the numba kernels (visage_hf.models.row_kernels).
         Variant("ours-torch", context=_without_row_kernels),
         Variant(
@@ -158,6 +159,7 @@ VARIANTS = {
             "ours-bf16-unstacked",
             prepare=_to_dtype("bfloat16"),
             bytes_per_weight=2.0,
+            cache_bytes=2.0,
             context=_without_plain_stacking,
         ),
     )
@@ -207,13 +209,15 @@ def step_weight_count(config) -> float:
     return layers + heads * d * config.codebook_size
 
 
-def cache_bytes_per_step(config, rows: int, steps: int, video_frames: int = CLIP_FRAMES) -> float:
+def cache_bytes_per_step(
+    config, rows: int, steps: int, self_bytes: float = 4.0, video_frames: int = CLIP_FRAMES
+) -> float:
     """Bytes of attention keys and values one step reads, averaged over steps 1..steps-1 of a generation with
-    ``rows`` rows (guidance branches × batch): every layer's self-attention cache (one row per past step) and
-    cross-attention states (the video frames + 2), fp32."""
-    per_position = config.decoder_layers * 2 * rows * config.d_model * 4
+    ``rows`` rows (guidance branches × batch): every layer's self-attention cache (one row per past step,
+    ``self_bytes`` per element) and cross-attention states (the video frames + 2, fp32)."""
+    per_position = config.decoder_layers * 2 * rows * config.d_model
     mean_self = sum(range(2, steps + 1)) / max(steps - 1, 1)  # keys at step t: t + 1 (the start token's too)
-    return per_position * (mean_self + video_frames + 2)
+    return per_position * (mean_self * self_bytes + (video_frames + 2) * 4)
 
 
 def build(size: str):
@@ -368,9 +372,9 @@ def time_variants(variants, size, steps, device, batch, threads, repeats) -> tup
             per_step[name] += step_seconds
         bandwidth = max(bandwidth, read_bandwidth(repeats=3))
     weights = step_weight_count(model.config)
-    cache = cache_bytes_per_step(model.config, 2 * batch, steps)
     results = {}
     for name in variants:
+        cache = cache_bytes_per_step(model.config, 2 * batch, steps, VARIANTS[name].cache_bytes)
         median = statistics.median(per_step[name])
         timed_steps = model.config.pattern_steps(num_frames)
         fixed = max(min(calls[name]) - timed_steps * median, 0.0)
