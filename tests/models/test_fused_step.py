@@ -5,6 +5,7 @@ bf16 and int8 weights; the steps it must leave to the layers; and generation wit
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 import threading
@@ -151,11 +152,15 @@ def test_compile_kernels_compiles_the_fused_step_for_a_weight_dtype(dtype):
     script = (
         "import torch; from visage_hf.models import row_kernels as kernels; "
         f"kernels.compile_kernels(torch.{str(dtype).split('.')[1]}); "
-        "print([str(signature[2]) for signature in kernels._decoder_layers.signatures])"
+        "print([(str(signature[2]), str(signature[7])) for signature in kernels._decoder_layers.signatures])"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     element = {torch.bfloat16: "uint16", torch.int8: "int8"}[dtype]
-    assert f"array({element}, 2d, C)" in result.stdout
+    compiled = ast.literal_eval(result.stdout)  # (weights, self-attention keys) types per compiled signature
+    weights = [keys for weight_type, keys in compiled if f"array({element}, 2d, C)" in weight_type]
+    assert weights and all(
+        "array(uint16, 4d, C)" in keys for keys in weights
+    )  # the fused step's bfloat16 cache
 
 
 @pytest.mark.parametrize("kind", DTYPES)

@@ -510,21 +510,19 @@ def compile_kernels(weight_dtype: torch.dtype = torch.float32) -> None:
     vectors = [np.ones(shape[0], dtype=np.float32) for shape in shapes]
     products = (typed_arrays(weights), typed_arrays(vectors), typed_arrays(vectors))
     cache_shape = (rows, heads, 3, dim // heads)
-    caches = tuple(typed_arrays([np.zeros(cache_shape, np.float32)]) for _ in range(4))
+    float_caches = [typed_arrays([np.zeros(cache_shape, np.float32)]) for _ in range(4)]
     norms = np.ones((1, 3, 2, dim), dtype=np.float32)
     for count in (rows, MAX_KERNEL_ROWS):  # the layer-by-layer path's products and attention too
         states = np.ones((count, dim), dtype=np.float32)
         _product(weights[1], vectors[1], vectors[1], states, states.copy(), False)
     query = np.ones((rows, heads, 1, dim // heads), dtype=np.float32)
-    _attention(query, caches[0][0], caches[1][0], 1, query.copy(), np.float32(1.0))
-    decoder_layers_step(np.ones((rows, dim), np.float32), 0, products, norms, 1e-5, caches, heads, False)
-    if (
-        weight_dtype != torch.float32
-    ):  # their steps keep the self-attention cache in bfloat16 (`step_cache_dtype`)
-        halves = tuple(typed_arrays([np.zeros(cache_shape, np.uint16)]) for _ in range(2))
-        decoder_layers_step(
-            np.ones((rows, dim), np.float32), 0, products, norms, 1e-5, halves + caches[2:], heads, False
-        )
+    _attention(query, float_caches[0][0], float_caches[1][0], 1, query.copy(), np.float32(1.0))
+    # The fused step keeps a bf16 or int8 model's self-attention cache in bfloat16 (`FusedDecoderStep.cache_dtype`).
+    self_type = np.float32 if weight_dtype == torch.float32 else np.uint16
+    caches = [typed_arrays([np.zeros(cache_shape, self_type)]) for _ in range(2)] + float_caches[2:]
+    decoder_layers_step(
+        np.ones((rows, dim), np.float32), 0, products, norms, 1e-5, tuple(caches), heads, False
+    )
 
 
 def compile_step_kernels(model: torch.nn.Module) -> None:
