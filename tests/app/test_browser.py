@@ -121,7 +121,9 @@ def test_upload_generate_and_find_players_and_downloads(app_url, browser, tmp_pa
     wait = WebDriverWait(browser, 60)
     wait.until(ready.element_to_be_clickable((By.ID, "generate")))
     assert "ViSAGe" in browser.find_element(By.TAG_NAME, "h1").text
-    assert "random weights" in browser.find_element(By.ID, "model-status").text
+    # The status line follows the background load (weights, then the generation kernels' compile on a cold
+    # numba cache) and turns to the model's description when it is done.
+    wait.until(ready.text_to_be_present_in_element((By.ID, "model-status"), "random weights"))
 
     browser.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(str(clip))
     wait.until(lambda driver: driver.find_elements(By.CSS_SELECTOR, "video"))

@@ -9,9 +9,11 @@ int8, against 22 GB/s for torch's plain sum over the same bytes.
 
 The loop: each output channel is one thread's dot products of its weight row with every input row, reading the
 row once (rows ≤ `MAX_KERNEL_ROWS`, so their accumulators stay in registers); the weight is converted to fp32 as it is
-read (fp32 as is, bf16 by a 16-bit shift, int8 by conversion and, after the sum, the row's scale); then the bias
-and optionally an exact (erf) GELU. Inputs are read as fp32 and sums run in fp32, in vector lanes (the order of
-additions differs from torch's: results agree to fp32 rounding, ~1e-6 relative).
+read (fp32 as is, bf16 by a 16-bit shift, int8 by conversion and, after the sum, the row's scale); then the bias,
+and optionally an exact (erf) GELU in a pass of its own. Rows of 2048 inputs or more (fc2) are read four output
+channels at a time, so that each input element is loaded once for four weight rows. Inputs are read as fp32 and sums
+run in fp32, in vector lanes (the order of additions differs from torch's: results agree to fp32 rounding, ~1e-6
+relative).
 
 A step's attention (one query row per head over the KV cache, which halfway through a 5-s clip at full size is
 ~7 MB a layer) also runs here while torch is single-threaded (`single_query_attention`): heads in parallel.
@@ -228,6 +230,10 @@ def _as_float32(value):  # numba only: a weight or cache element as float32 (see
     raise NotImplementedError
 
 
+def _store(target, source):  # numba only: fp32 ``source`` into a cache row (see the overload below)
+    raise NotImplementedError
+
+
 def _gelu(value: float) -> float:
     return 0.5 * value * (1.0 + math.erf(value * 0.7071067811865476))
 
@@ -380,9 +386,6 @@ if numba is not None:
         bits = _float32_to_bits(np.float32(value))
         bits = (bits + np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1))) & np.uint32(0xFFFF0000)
         return _bits_to_float32(bits)
-
-    def _store(target, source):  # numba only: fp32 ``source`` into a cache row (see the overload below)
-        raise NotImplementedError
 
     @overload(_store, inline="always")
     def _store_overload(target, source):
