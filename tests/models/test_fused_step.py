@@ -158,9 +158,8 @@ def test_compile_kernels_compiles_the_fused_step_for_a_weight_dtype(dtype):
     element = {torch.bfloat16: "uint16", torch.int8: "int8"}[dtype]
     compiled = ast.literal_eval(result.stdout)  # (weights, self-attention keys) types per compiled signature
     weights = [keys for weight_type, keys in compiled if f"array({element}, 2d, C)" in weight_type]
-    assert weights and all(
-        "array(uint16, 4d, C)" in keys for keys in weights
-    )  # the fused step's bfloat16 cache
+    # Every such signature takes the fused step's bfloat16 self-attention cache.
+    assert weights and all("array(uint16, 4d, C)" in keys for keys in weights)
 
 
 @pytest.mark.parametrize("kind", DTYPES)

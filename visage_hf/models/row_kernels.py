@@ -316,15 +316,9 @@ if numba is not None:
             for offset, first, second in ((0, a0, b0), (1, a1, b1), (2, a2, b2), (3, a3, b3)):
                 out[0, c + offset] = first * scale[c + offset] + bias[c + offset]
                 out[rows - 1, c + offset] = second * scale[c + offset] + bias[c + offset]
-        for channel in range(4 * (channels // 4), channels):  # the last 0-3 channels
-            first = np.float32(0.0)
-            second = np.float32(0.0)
-            for k in range(weight.shape[1]):
-                value = _as_float32(weight[channel, k])
-                first += value * states[0, k]
-                second += value * states[rows - 1, k]
-            out[0, channel] = first * scale[channel] + bias[channel]
-            out[rows - 1, channel] = second * scale[channel] + bias[channel]
+        tail = 4 * (channels // 4)  # the last 0-3 channels
+        if tail < channels:
+            _two_rows(weight[tail:], scale[tail:], bias[tail:], states, out[:, tail:])
 
     @numba.njit(parallel=True, fastmath=_FAST, cache=True)
     def _four_rows(weight, scale, bias, states, out):  # pragma: no cover - compiled
