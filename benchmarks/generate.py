@@ -44,6 +44,7 @@ from __future__ import annotations
 import argparse
 import copy
 import gc
+import inspect
 import multiprocessing
 import resource
 import statistics
@@ -289,6 +290,11 @@ class StepClock:
         25 live heads); the first step (encoder, weight packing) is left out."""
         deltas = [later - earlier for earlier, later in zip(self.stamps[1:], self.stamps[2:])]
         return [(a + b) / 2 for a, b in zip(deltas[::2], deltas[1::2])]
+
+
+# As on the library's processors (`visage_hf.models.generation.with_stored_signature`): generate inspects every
+# processor's signature at every step, which would be counted in the steps of `ours*` only.
+StepClock.__call__.__signature__ = inspect.signature(StepClock.__call__)
 
 
 class Runner:

@@ -444,3 +444,27 @@ def test_bfloat16_generation_runs_and_is_deterministic(tiny_model, make_conditio
     assert torch.equal(half, half_model.generate(clip, energy, direction, do_sample=False, num_frames=3))
     sampled = half_model.generate(clip, energy, direction, seed=0, num_frames=3)
     assert int(sampled.max()) < 1024
+
+
+def test_generate_inspects_no_signature_per_step(tiny_model, make_conditions, monkeypatch):
+    """transformers' generate asks for the processors' and (for auto-registered classes) forward's signatures at
+    every step; ours are stored (`with_stored_signature`), so signatures are computed per call, not per step."""
+    import inspect
+
+    from visage_hf.models.generation import ProgressLogitsProcessor
+
+    computed = []
+    compute = inspect._signature_from_function
+    monkeypatch.setattr(
+        inspect, "_signature_from_function", lambda *a, **k: computed.append(a[1]) or compute(*a, **k)
+    )
+    clip, energy, direction = make_conditions(tiny_model.config, batch=1, frames=2)
+    counts = []
+    for num_frames in (2, 8):  # 5 and 17 steps
+        computed.clear()
+        bar = ProgressLogitsProcessor(total_steps=2 * num_frames + 1)
+        tiny_model.generate(clip, energy, direction, seed=0, num_frames=num_frames, logits_processor=[bar])
+        counts.append(len(computed))
+    assert counts[0] == counts[1], f"signatures computed: {counts} for 5 and 17 steps"
+    stored = inspect.signature(tiny_model.forward)
+    assert list(stored.parameters)[:3] == ["clip_features", "energy_map", "direction"]  # the real one, self dropped

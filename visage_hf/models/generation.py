@@ -11,7 +11,8 @@ the purely conditional model. In the usual ``l_u + γ·(l_c − l_u)`` notation,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import inspect
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -361,6 +362,18 @@ def repeat_last_frame(codes: torch.Tensor, num_frames: int) -> torch.Tensor:
     return torch.cat([codes, codes[..., -1:].expand(*codes.shape[:-1], missing)], dim=-1)
 
 
+def with_stored_signature(function: Callable) -> Callable:
+    """Decorator: ``function`` with its signature stored on it (``__signature__``), which `inspect.signature` returns
+    as is.
+
+    transformers' generate inspects the same signatures at every step: `LogitsProcessorList` each processor's
+    ``__call__`` (for extra keyword arguments), and ``prepare_inputs_for_generation`` the model's ``forward`` when
+    the class is registered for auto classes, as ours is (a check for Hub code). That was ~0.3 ms of a decoder step
+    on a 2-core EPYC (4.8 ms at 78 M parameters in int8)."""
+    function.__signature__ = inspect.signature(function)
+    return function
+
+
 def _current_step(input_ids: torch.LongTensor) -> int:
     # Column 0 of generate's sequences is the decoder start placeholder; the step being predicted follows it.
     return input_ids.shape[1] - 1
@@ -381,6 +394,7 @@ class CodePatternLogitsProcessor(LogitsProcessor):
         self.canvas = canvas
         self.pad_id = pad_id
 
+    @with_stored_signature
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         batch, _, streams = self.canvas.shape
         if scores.shape[0] != batch * streams:
@@ -441,6 +455,7 @@ class CodeSamplingLogitsProcessor(LogitsProcessor):
         if top_p is not None and top_p < 1.0:
             self.warpers.append(TopPLogitsWarper(top_p))
 
+    @with_stored_signature
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         step = _current_step(input_ids)
         free = (self.canvas[:, step] == UNKNOWN_CODE).reshape(-1).to(scores.device)
@@ -504,6 +519,7 @@ class ProgressLogitsProcessor(LogitsProcessor):
         self.owns_bar = bar is None
         self.bar = tqdm(total=total_steps, desc=description, unit="step") if bar is None else bar
 
+    @with_stored_signature
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         self.bar.update(1)
         if self.owns_bar and self.bar.n >= self.bar.total:
@@ -535,4 +551,5 @@ __all__ = [
     "settings_in_effect",
     "step_generation_config",
     "stream_schedule",
+    "with_stored_signature",
 ]

@@ -63,6 +63,7 @@ from .generation import (
     resolve_sampling,
     step_generation_config,
     stream_schedule,
+    with_stored_signature,
 )
 from .mono_to_foa import copy_w_channel_to_spatial, foa_from_mono
 from .original_checkpoint import find_original_source, load_converted
@@ -208,6 +209,7 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
         return BaseModelOutput(last_hidden_state=self.model.encoder(*conditions))
 
     # ------------------------------------------------------------------ forward
+    @with_stored_signature
     def forward(
         self,
         clip_features: torch.Tensor | None = None,
@@ -263,9 +265,7 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
                 f"× {batch} sequences"
             )
         use_cache = (self.config.use_cache if use_cache is None else use_cache) and labels is None
-        if use_cache and cache is None:
-            cache = make_generation_cache(self.config)
-        cache = cache if use_cache else None
+        cache = (make_generation_cache(self.config) if cache is None else cache) if use_cache else None
         hidden_states = self._decode(decoder_input_ids, encoder_states, num_branches, cache, live_streams)
         if live_streams is not None:
             logits = self._generation_logits(hidden_states[:, -1], live_streams, guidance_plan, batch)
