@@ -157,7 +157,7 @@ def test_compile_kernels_compiles_the_fused_step_for_a_weight_dtype(dtype):
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     element = {torch.bfloat16: "uint16", torch.int8: "int8"}[dtype]
     compiled = ast.literal_eval(result.stdout)  # (weights, self-attention keys) types per compiled signature
-    weights = [keys for weight_type, keys in compiled if f"array({element}, 2d, C)" in weight_type]
+    weights = [keys for weight_type, keys in compiled if f"array({element}, 3d, C)" in weight_type]  # blocked
     # Every such signature takes the fused step's bfloat16 self-attention cache.
     assert weights and all("array(uint16, 4d, C)" in keys for keys in weights)
 

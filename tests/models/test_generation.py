@@ -467,4 +467,5 @@ def test_generate_inspects_no_signature_per_step(tiny_model, make_conditions, mo
         counts.append(len(computed))
     assert counts[0] == counts[1], f"signatures computed: {counts} for 5 and 17 steps"
     stored = inspect.signature(tiny_model.forward)
-    assert list(stored.parameters)[:3] == ["clip_features", "energy_map", "direction"]  # the real one, self dropped
+    # The real signature, ``self`` dropped.
+    assert list(stored.parameters)[:3] == ["clip_features", "energy_map", "direction"]

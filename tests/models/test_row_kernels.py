@@ -41,15 +41,16 @@ def _weights(dtype: torch.dtype, out_features: int, in_features: int, seed: int)
 @pytest.mark.parametrize("rows", [1, 2, 3, 4])
 @pytest.mark.parametrize(("with_bias", "activation"), [(True, None), (False, None), (True, "gelu")])
 @pytest.mark.parametrize("in_features", [75, 2051])  # 2051: long rows, read four channels at a time
-def test_product_equals_float64_reference(dtype, rows, with_bias, activation, in_features):
+@pytest.mark.parametrize("out_features", [37, 300])  # bf16/int8 blocks: one partial; two whole and a partial
+def test_product_equals_float64_reference(dtype, rows, with_bias, activation, in_features, out_features):
     # Odd sizes: no dimension is a multiple of the vector width (nor 37 channels of 4), so the tails are exercised.
-    weight, scale, exact = _weights(dtype, 37, in_features, seed=rows)
+    weight, scale, exact = _weights(dtype, out_features, in_features, seed=rows)
     generator = torch.Generator().manual_seed(100 + rows)
-    bias = torch.randn(37, generator=generator) if with_bias else None
+    bias = torch.randn(out_features, generator=generator) if with_bias else None
     states = torch.randn(rows, 1, in_features, generator=generator)
     product = row_kernels.RowProduct(weight, bias, scale, activation)(states)
     expected = _reference(states, exact, bias, activation)
-    assert product.shape == (rows, 1, 37) and product.dtype == torch.float32
+    assert product.shape == (rows, 1, out_features) and product.dtype == torch.float32
     # fp32 sums of terms of size ~1: rounding ~1e-6 of the largest output.
     torch.testing.assert_close(product.double(), expected, rtol=0, atol=2e-5 * expected.abs().max().item())
 

@@ -7,13 +7,19 @@ fp32), 2 rows: `F.linear` 7.9 GB/s, oneDNN's packed inner product 11.2 GB/s, Ope
 int8 weight-only kernel (``_weight_int8pack_mm``) 10.1 GB/s; the loop below 18.8 GB/s in fp32 and 18.2 GB/s in
 int8, against 22 GB/s for torch's plain sum over the same bytes.
 
-The loop: each output channel is one thread's dot products of its weight row with every input row, reading the
-row once (rows ≤ `MAX_KERNEL_ROWS`, so their accumulators stay in registers); the weight is converted to fp32 as it is
-read (fp32 as is, bf16 by a 16-bit shift, int8 by conversion and, after the sum, the row's scale); then the bias,
-and optionally an exact (erf) GELU in a pass of its own. Rows of 2048 inputs or more (fc2) are read four output
-channels at a time, so that each input element is loaded once for four weight rows. Inputs are read as fp32 and sums
-run in fp32, in vector lanes (the order of additions differs from torch's: results agree to fp32 rounding, ~1e-6
-relative).
+Two loops, by the weight's dtype. Both read each weight once for all the rows (rows ≤ `MAX_KERNEL_ROWS`, so their
+sums stay in registers or L1), convert it to fp32 as it is read (fp32 as is, bf16 by a 16-bit shift, int8 by
+conversion and, after the sum, the channel's scale), then add the bias, and optionally an exact (erf) GELU in a pass
+of its own. Inputs are read as fp32 and sums run in fp32, in another order than torch's (results agree to fp32
+rounding, ~1e-6 relative).
+
+- **fp32**, read in place as ``(out, in)``: each output channel is one thread's dot products of its weight row with
+  the input rows, summed in vector lanes; rows of 2048 inputs or more (fc2) four output channels at a time, so that
+  each input element is loaded once for four weight rows. These run at about the read bandwidth.
+- **bf16 and int8**, copied when the product is made into blocks of output channels whose sums are the vector lanes
+  (`visage_hf.models.channel_blocks`): widening narrow weights makes their loops bound by the core rather than by
+  memory, and the blocks spend fewer instructions and loads per weight (int8 1.4-2x, bf16 1.3x faster, measured
+  there).
 
 A step's attention (one query row per head over the KV cache, which halfway through a 5-s clip at full size is
 ~7 MB a layer) also runs here while torch is single-threaded (`single_query_attention`): heads in parallel.
@@ -39,14 +45,15 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-try:  # optional: torch's kernels are the fallback
-    import numba
-    from llvmlite import ir
+from .channel_blocks import kernel_weight
+from .kernel_scalars import FAST, as_float32, float32_to_bits, numba, to_bfloat16
+
+if numba is not None:  # optional: torch's kernels are the fallback
     from numba import prange
     from numba.core import types
-    from numba.extending import intrinsic, overload
-except ImportError:  # pragma: no cover - exercised where numba is not installed
-    numba = None
+    from numba.extending import overload
+
+    from .channel_blocks import blocked_four_rows, blocked_two_rows
 
 MAX_KERNEL_ROWS = 4
 """Rows a product streams its weight for once; more rows go to torch's kernels (which do well with many)."""
@@ -78,7 +85,8 @@ class RowProduct:
     at most `MAX_KERNEL_ROWS` rows; the output has ``states``' dtype.
 
     Args:
-        weight: ``(out, in)`` float32, bfloat16 or int8 (then with ``scale``), on CPU. Kept, not copied.
+        weight: ``(out, in)`` float32, bfloat16 or int8 (then with ``scale``), on CPU. float32 is read in place;
+            bfloat16 and int8 are copied into channel blocks (`kernel_weight`).
         bias: ``(out,)`` or None.
         scale: ``(out,)`` per-output-channel scale of an int8 weight, or None.
         activation: None or ``"gelu"`` (exact erf GELU, applied to the fp32 sum plus bias).
@@ -104,7 +112,7 @@ class RowProduct:
             raise ValueError("an int8 weight needs its (out,) scales; a float weight takes none")
         self.out_features, self.in_features = weight.shape
         self._tensors = (weight.contiguous(), bias, scale)  # keep the memory the arrays below point into
-        self._weight = kernel_array(self._tensors[0])
+        self._weight = kernel_weight(kernel_array(self._tensors[0]))
         self._scale = _float_vector(scale, self.out_features, 1.0)
         self._bias = _float_vector(bias, self.out_features, 0.0)
         self._gelu = activation == "gelu"
@@ -226,11 +234,11 @@ def _whole_rows(tensor: torch.Tensor) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------------- kernels
-def _as_float32(value):  # numba only: a weight or cache element as float32 (see the overload below)
+def _store(target, source):  # numba only: fp32 ``source`` into a cache row (see the overload below)
     raise NotImplementedError
 
 
-def _store(target, source):  # numba only: fp32 ``source`` into a cache row (see the overload below)
+def _multiply(weight, scale, bias, states, out):  # numba only: the product for the weight's layout (below)
     raise NotImplementedError
 
 
@@ -239,35 +247,11 @@ def _gelu(value: float) -> float:
 
 
 if numba is not None:
-    # Reassociation lets the sums run in vector lanes; no other fast-math liberty (inf/nan stay IEEE).
-    _FAST = {"reassoc", "contract"}
     _LONG_ROW = 2048  # inputs from which two fp32 input rows (16 KB) crowd the weight stream out of L1
 
-    @intrinsic
-    def _bits_to_float32(typingctx, bits):
-        def codegen(context, builder, signature, args):
-            return builder.bitcast(args[0], ir.FloatType())
+    _gelu_kernel = numba.njit(fastmath=FAST, cache=True)(_gelu)
 
-        return types.float32(types.uint32), codegen
-
-    @intrinsic
-    def _float32_to_bits(typingctx, value):
-        def codegen(context, builder, signature, args):
-            return builder.bitcast(args[0], ir.IntType(32))
-
-        return types.uint32(types.float32), codegen
-
-    @overload(_as_float32, inline="always")
-    def _as_float32_overload(value):
-        if value == types.uint16:  # bfloat16 bits: the high half of a float32
-            return lambda value: _bits_to_float32(np.uint32(value) << np.uint32(16))
-        if value in (types.int8, types.float32):
-            return lambda value: np.float32(value)
-        return None
-
-    _gelu_kernel = numba.njit(fastmath=_FAST, cache=True)(_gelu)
-
-    @numba.njit(parallel=True, fastmath=_FAST, cache=True)
+    @numba.njit(parallel=True, fastmath=FAST, cache=True)
     def _apply_gelu(out):  # pragma: no cover - compiled
         # A pass of its own: an erf call in the products' channel loop, even one never taken, slows their
         # vectorised sums by 20-50 % (int8 and bf16 weights; measured on an AVX-512 EPYC).
@@ -276,20 +260,20 @@ if numba is not None:
             for row in range(rows):
                 out[row, channel] = np.float32(_gelu_kernel(out[row, channel]))
 
-    @numba.njit(parallel=True, fastmath=_FAST, cache=True)
+    @numba.njit(parallel=True, fastmath=FAST, cache=True)
     def _two_rows(weight, scale, bias, states, out):  # pragma: no cover - compiled
         rows = states.shape[0]
         for channel in prange(weight.shape[0]):
             first = np.float32(0.0)
             second = np.float32(0.0)
             for k in range(weight.shape[1]):
-                value = _as_float32(weight[channel, k])
+                value = as_float32(weight[channel, k])
                 first += value * states[0, k]
                 second += value * states[rows - 1, k]
             out[0, channel] = first * scale[channel] + bias[channel]
             out[rows - 1, channel] = second * scale[channel] + bias[channel]
 
-    @numba.njit(parallel=True, fastmath=_FAST, cache=True)
+    @numba.njit(parallel=True, fastmath=FAST, cache=True)
     def _two_rows_four_channels(weight, scale, bias, states, out):  # pragma: no cover - compiled
         # `_two_rows` four output channels at a time, each input element read once for all four: for long rows
         # (fc2's 4096 inputs) the two input rows no longer fit in L1 beside the weight stream, and re-reading them
@@ -301,16 +285,16 @@ if numba is not None:
             b0, b1, b2, b3 = np.float32(0.0), np.float32(0.0), np.float32(0.0), np.float32(0.0)
             for k in range(weight.shape[1]):
                 first, second = states[0, k], states[rows - 1, k]
-                value = _as_float32(weight[c, k])
+                value = as_float32(weight[c, k])
                 a0 += value * first
                 b0 += value * second
-                value = _as_float32(weight[c + 1, k])
+                value = as_float32(weight[c + 1, k])
                 a1 += value * first
                 b1 += value * second
-                value = _as_float32(weight[c + 2, k])
+                value = as_float32(weight[c + 2, k])
                 a2 += value * first
                 b2 += value * second
-                value = _as_float32(weight[c + 3, k])
+                value = as_float32(weight[c + 3, k])
                 a3 += value * first
                 b3 += value * second
             for offset, first, second in ((0, a0, b0), (1, a1, b1), (2, a2, b2), (3, a3, b3)):
@@ -320,7 +304,7 @@ if numba is not None:
         if tail < channels:
             _two_rows(weight[tail:], scale[tail:], bias[tail:], states, out[:, tail:])
 
-    @numba.njit(parallel=True, fastmath=_FAST, cache=True)
+    @numba.njit(parallel=True, fastmath=FAST, cache=True)
     def _four_rows(weight, scale, bias, states, out):  # pragma: no cover - compiled
         last = states.shape[0] - 1  # 3 rows: the third row is summed twice and written twice, alike
         for channel in prange(weight.shape[0]):
@@ -329,7 +313,7 @@ if numba is not None:
             third = np.float32(0.0)
             fourth = np.float32(0.0)
             for k in range(weight.shape[1]):
-                value = _as_float32(weight[channel, k])
+                value = as_float32(weight[channel, k])
                 first += value * states[0, k]
                 second += value * states[1, k]
                 third += value * states[2, k]
@@ -339,7 +323,29 @@ if numba is not None:
             out[2, channel] = third * scale[channel] + bias[channel]
             out[last, channel] = fourth * scale[channel] + bias[channel]
 
-    @numba.njit(parallel=True, fastmath=_FAST, cache=True)
+    @overload(_multiply)
+    def _multiply_overload(weight, scale, bias, states, out):
+        if weight.ndim == 3:  # `kernel_weight`'s channel blocks
+
+            def blocked(weight, scale, bias, states, out):
+                if states.shape[0] <= 2:
+                    blocked_two_rows(weight, scale, bias, states, out)
+                else:
+                    blocked_four_rows(weight, scale, bias, states, out)
+
+            return blocked
+
+        def row_major(weight, scale, bias, states, out):
+            if states.shape[0] <= 2 and weight.shape[1] >= _LONG_ROW:
+                _two_rows_four_channels(weight, scale, bias, states, out)
+            elif states.shape[0] <= 2:
+                _two_rows(weight, scale, bias, states, out)
+            else:
+                _four_rows(weight, scale, bias, states, out)
+
+        return row_major
+
+    @numba.njit(parallel=True, fastmath=FAST, cache=True)
     def _attention(query, key, value, keys, out, scale):  # pragma: no cover - compiled
         batch, heads, _, dim = key.shape
         for task in prange(batch * heads):
@@ -349,7 +355,7 @@ if numba is not None:
             for j in range(keys):
                 total = np.float32(0.0)
                 for d in range(dim):
-                    total += query[row, head, 0, d] * _as_float32(key[row, head, j, d])
+                    total += query[row, head, 0, d] * as_float32(key[row, head, j, d])
                 scores[j] = total * scale
                 largest = max(largest, scores[j])
             norm = np.float32(0.0)
@@ -360,26 +366,14 @@ if numba is not None:
             for j in range(keys):
                 weight = scores[j] / norm
                 for d in range(dim):
-                    mixed[d] += weight * _as_float32(value[row, head, j, d])
+                    mixed[d] += weight * as_float32(value[row, head, j, d])
             out[row, head, 0, :] = mixed
 
-    @numba.njit(fastmath=_FAST, cache=True)
+    @numba.njit(fastmath=FAST, cache=True)
     def _product(weight, scale, bias, states, out, gelu):  # pragma: no cover - compiled
-        if states.shape[0] <= 2 and weight.shape[1] >= _LONG_ROW:
-            _two_rows_four_channels(weight, scale, bias, states, out)
-        elif states.shape[0] <= 2:
-            _two_rows(weight, scale, bias, states, out)
-        else:
-            _four_rows(weight, scale, bias, states, out)
+        _multiply(weight, scale, bias, states, out)
         if gelu:
             _apply_gelu(out)
-
-    @numba.njit(inline="always")
-    def _to_bfloat16(value):  # pragma: no cover - compiled
-        # fp32 -> the nearest bfloat16 (ties to even), as torch rounds finite values; returned as fp32.
-        bits = _float32_to_bits(np.float32(value))
-        bits = (bits + np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1))) & np.uint32(0xFFFF0000)
-        return _bits_to_float32(bits)
 
     @overload(_store, inline="always")
     def _store_overload(target, source):
@@ -393,7 +387,7 @@ if numba is not None:
 
             def store_bfloat16(target, source):
                 for index in range(source.shape[0]):
-                    target[index] = np.uint16(_float32_to_bits(_to_bfloat16(source[index])) >> np.uint32(16))
+                    target[index] = np.uint16(float32_to_bits(to_bfloat16(source[index])) >> np.uint32(16))
 
             return store_bfloat16
         return None
@@ -402,9 +396,9 @@ if numba is not None:
     def _round_bfloat16(values):  # pragma: no cover - compiled
         for row in range(values.shape[0]):
             for k in range(values.shape[1]):
-                values[row, k] = _to_bfloat16(values[row, k])
+                values[row, k] = to_bfloat16(values[row, k])
 
-    @numba.njit(fastmath=_FAST, cache=True)
+    @numba.njit(fastmath=FAST, cache=True)
     def _add_norm(hidden, update, weight, bias, eps, bf16):  # pragma: no cover - compiled
         # hidden <- LayerNorm(hidden + update), row by row (statistics in float64, biased variance).
         rows, dim = hidden.shape
@@ -412,7 +406,7 @@ if numba is not None:
             total = 0.0
             for k in range(dim):
                 value = hidden[row, k] + update[row, k]
-                hidden[row, k] = _to_bfloat16(value) if bf16 else value
+                hidden[row, k] = to_bfloat16(value) if bf16 else value
                 total += hidden[row, k]
             mean = total / dim
             spread = 0.0
@@ -421,15 +415,15 @@ if numba is not None:
             inverse = 1.0 / math.sqrt(spread / dim + eps)
             for k in range(dim):
                 value = np.float32((hidden[row, k] - mean) * inverse) * weight[k] + bias[k]
-                hidden[row, k] = _to_bfloat16(value) if bf16 else value
+                hidden[row, k] = to_bfloat16(value) if bf16 else value
 
-    @numba.njit(fastmath=_FAST, cache=True)
+    @numba.njit(fastmath=FAST, cache=True)
     def _project(weights, scales, biases, index, states, out, gelu, bf16):  # pragma: no cover - compiled
         _product(weights[index], scales[index], biases[index], states, out, gelu)
         if bf16:
             _round_bfloat16(out)
 
-    @numba.njit(fastmath=_FAST, cache=True)
+    @numba.njit(fastmath=FAST, cache=True)
     def _decoder_layers(
         hidden,
         position,
@@ -453,7 +447,8 @@ if numba is not None:
         query_rows, attended_rows = query.reshape(rows, dim), attended.reshape(rows, dim)
         update = np.empty((rows, dim), dtype=np.float32)
         qkv = np.empty((rows, 3 * dim), dtype=np.float32)
-        inner = np.empty((rows, weights[4].shape[0]), dtype=np.float32)
+        # fc1's outputs: one bias per channel (a blocked weight's first dimension counts blocks).
+        inner = np.empty((rows, biases[4].shape[0]), dtype=np.float32)
         for layer in range(len(keys)):
             slot = PRODUCTS_PER_LAYER * layer
             # Self-attention: this position's key and value go into the cache, then one query over all.
@@ -503,7 +498,7 @@ def compile_kernels(weight_dtype: torch.dtype = torch.float32) -> None:
     weight_type = {torch.float32: np.float32, torch.bfloat16: np.uint16, torch.int8: np.int8}[weight_dtype]
     dim, heads, rows = 4, 2, 2
     shapes = [(3 * dim, dim), (dim, dim), (dim, dim), (dim, dim), (2 * dim, dim), (dim, 2 * dim)]
-    weights = [np.zeros(shape, dtype=weight_type) for shape in shapes]
+    weights = [kernel_weight(np.zeros(shape, dtype=weight_type)) for shape in shapes]
     vectors = [np.ones(shape[0], dtype=np.float32) for shape in shapes]
     products = (typed_arrays(weights), typed_arrays(vectors), typed_arrays(vectors))
     cache_shape = (rows, heads, 3, dim // heads)
