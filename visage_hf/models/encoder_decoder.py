@@ -465,9 +465,9 @@ class VisageDecoder(nn.Module):
         and keep the ordinary weights. Inference only: the copies do not follow weight updates made inside the
         block. Callers check `PackedLinear.applies` first. ``rows``: a step's rows (None: unknown); where the numba
         kernels take them (at most `MAX_KERNEL_ROWS`), no oneDNN copy is made (see `PackedLinear`): fp32 weights
-        are read in place, bf16 and int8 ones copied into the kernels' channel blocks (`row_kernels.kernel_weight`,
-        ~0.2 s at full size), and the block runs in `kernel_threads` (torch single-threaded, its threads lent to
-        the kernels).
+        are read in place, bf16 and int8 ones copied into the kernels' channel blocks (`channel_blocks`; 0.1-0.3 s
+        and 0.2 GB in int8 at full size), and the block runs in `kernel_threads` (torch single-threaded, its threads
+        lent to the kernels).
         """
         owners = []
         try:

@@ -86,7 +86,7 @@ class RowProduct:
 
     Args:
         weight: ``(out, in)`` float32, bfloat16 or int8 (then with ``scale``), on CPU. float32 is read in place;
-            bfloat16 and int8 are copied into channel blocks (`kernel_weight`).
+            bfloat16 and int8 are copied into channel blocks (`channel_blocks.kernel_weight`).
         bias: ``(out,)`` or None.
         scale: ``(out,)`` per-output-channel scale of an int8 weight, or None.
         activation: None or ``"gelu"`` (exact erf GELU, applied to the fp32 sum plus bias).
