@@ -40,7 +40,7 @@ def _weights(dtype: torch.dtype, out_features: int, in_features: int, seed: int)
 @pytest.mark.parametrize("dtype", row_kernels.WEIGHT_DTYPES)
 @pytest.mark.parametrize("rows", [1, 2, 3, 4])
 @pytest.mark.parametrize(("with_bias", "activation"), [(True, None), (False, None), (True, "gelu")])
-@pytest.mark.parametrize("in_features", [75, 2051])  # 2051: long rows, read four channels at a time
+@pytest.mark.parametrize("in_features", [75, 2051])  # 2051: long rows (fp32: four channels at a time)
 @pytest.mark.parametrize("out_features", [37, 300])  # bf16/int8 blocks: one partial; two whole and a partial
 def test_product_equals_float64_reference(dtype, rows, with_bias, activation, in_features, out_features):
     # Odd sizes: no dimension is a multiple of the vector width (nor 37 channels of 4), so the tails are exercised.
