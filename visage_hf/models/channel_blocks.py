@@ -9,8 +9,9 @@ all of them. No channel ends in a sum across lanes, and each input element is lo
 
 Measured on a 2-core AMD EPYC (Zen 4), one process, layouts interleaved, products of 1-4 M weights (the full-size
 step's shapes), G weights/s, row-major -> blocks: int8, 2 rows 16.7-20.6 -> 23.8-28.9, 4 rows 7.3-10.9 ->
-18.9-22.1; bf16, 2 rows 9.6-12.5 -> 12.3-15.7; with AVX2 code (``NUMBA_CPU_NAME=haswell``) int8 2 rows 13.9-19.4 ->
-27.4-31.3. Widths 64 and 128 measured alike for bf16, 128 up to 1.25x faster for int8; a width known when the loop
+11-22; bf16, 2 rows 9.6-12.5 -> 12.3-15.7; with AVX2 code (``NUMBA_CPU_NAME=haswell``) int8 2 rows 13.9-19.4 ->
+27.4-31.3. The 4-row int8 rate changes from process to process with the same code (11-20 G weights/s for 3072 x
+1024), the 2-row one does not; the reason is not known yet (its sums, 4 x 128 floats, live in memory). Widths 64 and 128 measured alike for bf16, 128 up to 1.25x faster for int8; a width known when the loop
 is compiled, not read from the array, is what lets it vectorise (a run-time width measured no faster than row-major).
 float32 gained nothing measurable (its loop runs at the read bandwidth), so it keeps its layout and no copy.
 

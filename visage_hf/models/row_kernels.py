@@ -18,7 +18,7 @@ rounding, ~1e-6 relative).
   each input element is loaded once for four weight rows. These run at about the read bandwidth.
 - **bf16 and int8**, copied when the product is made into blocks of output channels whose sums are the vector lanes
   (`visage_hf.models.channel_blocks`): widening narrow weights makes their loops bound by the core rather than by
-  memory, and the blocks spend fewer instructions and loads per weight (int8 1.4-2x, bf16 1.3x faster, measured
+  memory, and the blocks spend fewer instructions and loads per weight (int8 1.2-2x, bf16 1.3x faster, measured
   there).
 
 A step's attention (one query row per head over the KV cache, which halfway through a 5-s clip at full size is
