@@ -93,6 +93,35 @@ def test_a_time_window_of_a_batch_is_read_in_place():
     )
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_unrolled_transforms_equal_the_general_loops_bit_for_bit(dtype):
+    """F(6, 7)'s 12-point tiles inside the signal take the spelled-out sums; they must give exactly the general
+    loops' values (same terms, same order), while edge tiles and ragged ends take the general loops either way."""
+    m, dilation, channels, length, padding = 6, 3, 5, 200, 9
+    at, bt = winograd._transforms(m, 7, torch.float32 if dtype == np.float32 else torch.float64)
+    forward, backward = winograd._compiled()
+    generator = np.random.default_rng(7)
+    x = generator.standard_normal(length * channels).astype(dtype)
+    tiles, run = -(-length // (m * dilation)), dilation * channels
+    zeros = np.zeros(run, dtype)
+    transformed = {}
+    for unrolled in (False, True):
+        v = np.full((m + 6, tiles, run), np.nan, dtype)
+        forward(x, bt, m, dilation, padding, 0, v, zeros, unrolled)
+        transformed[unrolled] = v
+    np.testing.assert_array_equal(transformed[True], transformed[False])
+    assert not np.isnan(transformed[True]).any()
+
+    bias_run = generator.standard_normal(run).astype(dtype)
+    outputs = {}
+    for unrolled in (False, True):
+        y = np.full(length * channels - 7, np.nan, dtype)  # a ragged last tile
+        backward(transformed[False], at, bias_run, 0, y, unrolled)
+        outputs[unrolled] = y
+    np.testing.assert_array_equal(outputs[True], outputs[False])
+    assert not np.isnan(outputs[True]).any()
+
+
 @pytest.mark.parametrize("m", [2, 4, 6])
 def test_float32_conv_error_is_bounded(m):
     """float32 against float64 ``conv1d`` on a decoder-like 96-channel layer (fan-in-scaled weights, unit inputs).
