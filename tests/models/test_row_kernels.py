@@ -4,6 +4,9 @@ the tiny model; on the parity fixture, tests/models/test_convert_original.py run
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -202,3 +205,23 @@ def test_kernel_attention_only_for_one_fp32_query_inside_kernel_threads():
         assert row_kernels.attention_applies(query, key)
         assert not row_kernels.attention_applies(torch.zeros(1, 2, 3, 8), key)
         assert not row_kernels.attention_applies(query.bfloat16(), key.bfloat16())
+
+
+def test_typed_arrays_compile_nothing_in_a_fresh_process():
+    """The kernels' lists are built by kernels numba caches on disk: once one process has built a list of a type, a
+    fresh process builds one without compiling (a `numba.typed.List` filled from Python compiles its methods in
+    every process, ~1 s at a generation's start)."""
+    script = (
+        "import numpy as np; from numba.core import event; from visage_hf.models import row_kernels; "
+        "arrays = [np.full((2, 3), value, np.float32) for value in (1, 2, 3)]; "
+        "recording = event.install_recorder('numba:compile'); recorder = recording.__enter__(); "
+        "typed = row_kernels.typed_arrays(arrays); recording.__exit__(None, None, None); "
+        "print(len(recorder.buffer), [float(array[1, 2]) for array in typed])"
+    )
+    runs = [
+        subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+        for _ in "ab"
+    ]
+    compiles, values = runs[1].stdout.split(" ", 1)
+    assert values.strip() == "[1.0, 2.0, 3.0]"
+    assert compiles == "0", runs[1].stdout

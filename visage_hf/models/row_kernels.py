@@ -251,6 +251,16 @@ if numba is not None:
 
     _gelu_kernel = numba.njit(fastmath=FAST, cache=True)(_gelu)
 
+    @numba.njit(cache=True)
+    def _list_of(array):  # pragma: no cover - compiled
+        items = numba.typed.List()
+        items.append(array)
+        return items
+
+    @numba.njit(cache=True)
+    def _append(items, array):  # pragma: no cover - compiled
+        items.append(array)
+
     @numba.njit(parallel=True, fastmath=FAST, cache=True)
     def _apply_gelu(out):  # pragma: no cover - compiled
         # A pass of its own: an erf call in the products' channel loop, even one never taken, slows their
@@ -483,10 +493,14 @@ if numba is not None:
 
 
 def typed_arrays(arrays: list[np.ndarray]):
-    """``arrays`` (one dtype and rank, C-ordered) as the list type the compiled kernels take."""
-    typed = numba.typed.List()
-    for array in arrays:
-        typed.append(array)
+    """``arrays`` (one dtype and rank, C-ordered, at least one) as the list type the compiled kernels take.
+
+    Built by two small kernels of this module, which numba caches on disk: a `numba.typed.List` filled from
+    Python compiles its own methods again in every process (~0.25 s per element type, ~1 s for a generation's
+    lists), which a command-line run would pay at every start."""
+    typed = _list_of(arrays[0])
+    for array in arrays[1:]:
+        _append(typed, array)
     return typed
 
 
