@@ -5,6 +5,7 @@ must be identical, audio within 1e-4 of its peak. Snake's α and the biases are 
 α, reciprocal or bias would show (transformers initialises α to 1 and biases to 0).
 """
 
+import copy
 import math
 
 import numpy as np
@@ -78,6 +79,18 @@ def test_foa_codec_fast_and_plain_paths_agree(model):
     decoded = fast.decode(codes)
     assert decoded.shape == expected.shape == (2, 4, 14 * HOP)
     assert float((decoded - expected).abs().max()) <= 1e-4 * float(expected.abs().max())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_foa_codec_fast_path_decodes_on_cuda(model, monkeypatch):
+    # TF32 convolutions (cuDNN's default) round both paths at ~1e-3, each its own way: off, to compare the maths.
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    cuda_model = copy.deepcopy(model).to("cuda")
+    codes = torch.randint(0, 1024, (2, 4, 9, 23), generator=torch.Generator().manual_seed(6))
+    decoded = FOACodec(cuda_model).decode(codes)
+    expected = FOACodec(model, fast=False).decode(codes)
+    assert decoded.device.type == "cuda" and decoded.shape == expected.shape == (2, 4, 23 * HOP)
+    assert float((decoded.cpu() - expected).abs().max()) <= 1e-4 * float(expected.abs().max())
 
 
 # ----------------------------------------------------------------------------- decoder kernels

@@ -241,8 +241,9 @@ def _transposed_conv2d(hidden: torch.Tensor, conv: torch.nn.ConvTranspose1d) -> 
 
 
 def _snake_2d(hidden: torch.Tensor, module: Snake1d, in_place: bool) -> torch.Tensor:
-    """Snake on channels-last activations: numba's one-pass kernel when available, else :func:`snake`."""
-    if snake_kernels.NUMBA_AVAILABLE:
+    """Snake on channels-last activations: numba's one-pass kernel for float32 CPU tensors where numba is
+    installed, else :func:`snake`."""
+    if snake_kernels.NUMBA_AVAILABLE and hidden.device.type == "cpu" and hidden.dtype == torch.float32:
         return snake_kernels.snake_channels_last(hidden, module.alpha, hidden if in_place else None)
     return snake(hidden, module)
 
