@@ -5,7 +5,8 @@ not depend on weight values, and nothing is downloaded). Two measurements:
 
 * **single clip**: one 5-s clip (20 video frames -> 430 codec frames -> 861 decoder steps), default sampling
   (joint guidance, top-k 256), batch 1: generation seconds + DAC decode seconds; the real-time factor is their
-  sum over 5 s (goal on an H100/H200: < 0.05);
+  sum over 5 s (goal on an H100/H200: < 0.05). Twice: decoder steps replayed as CUDA graphs (`static_steps`, the
+  default on CUDA) and launched op by op (``static_steps=False``), and the greedy codes of both compared;
 * **batch**: ``generate-batch``'s work for ``--batches`` clips at once (one generator per clip, as
   ``visage generate-batch`` draws), generation + DAC decode of every clip: clips per second and the projected
   time for the 11,166-clip YT-Ambigen test split (goal: < 15 minutes).
@@ -95,6 +96,41 @@ def time_generation_and_decode(model, codec, batch: int, frames: int, device: st
     return best
 
 
+def profile_generation(model, device: str, path: str, batch: int = 1) -> None:
+    """torch.profiler's operator table (by self CPU time, then by device time) for the generation of ``batch``
+    1-s clips (one generator each, as ``generate-batch`` draws)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    conditions = random_conditions(batch, VIDEO_FPS, device, model.dtype, seed=3)
+    generators = [torch.Generator(device=device).manual_seed(index) for index in range(batch)]
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.startswith("cuda") else [])
+    with torch.inference_mode(), profile(activities=activities) as profiler:
+        model.generate(*conditions, generator=generators if batch > 1 else generators[0])
+        synchronize(device)
+    averages = profiler.key_averages()
+    tables = [
+        averages.table(sort_by=key, row_limit=30) for key in ("self_cpu_time_total", "self_device_time_total")
+    ]
+    with open(path, "w") as file:
+        file.write("\n\n".join(tables))
+    print(f"profile of the generation of {batch} 1-s clip(s): {path}")
+
+
+def compare_greedy_codes(model, frames: int, device: str) -> str:
+    """Greedy codes of one clip with static (graphed) and op-by-op steps: the share of codes that agree. Once a code
+    differs the two continue from different codes, so the first differing frame says more than the share."""
+    conditions = random_conditions(1, frames, device, model.dtype, seed=2)
+    with torch.inference_mode():
+        graphed, eager = (
+            model.generate(*conditions, do_sample=False, static_steps=static_steps)
+            for static_steps in (True, False)
+        )
+    same = (graphed == eager).float().mean().item()
+    first = (graphed != eager).flatten(0, 2).any(0).nonzero()
+    where = f"first differing frame {first[0].item()}" if len(first) else "identical"
+    return f"greedy codes, static vs op-by-op steps: {100 * same:.2f} % agree ({where}; {model.dtype})"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda")
@@ -108,6 +144,12 @@ def main(argv: list[str] | None = None) -> int:
         default="{}",
         help="JSON of extra VisageForFOA.generate options, e.g. '{\"top_k\": 250}'",
     )
+    parser.add_argument(
+        "--profile", help="write torch.profiler's table of a 1-s clip's generation to this file"
+    )
+    parser.add_argument("--profile-batch", type=int, default=1, help="clips in the profiled generation")
+    parser.add_argument("--graphs-only", action="store_true", help="skip the op-by-op single clip")
+    parser.add_argument("--no-compare", action="store_true", help="skip the greedy-code comparison")
     args = parser.parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print(
@@ -121,14 +163,21 @@ def main(argv: list[str] | None = None) -> int:
     name = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else "CPU"
     print(f"device {name}; model {args.size} {args.dtype}; clip {args.seconds:g} s ({frames} video frames)")
 
-    generation_s, decode_s = time_generation_and_decode(
-        model, codec, 1, frames, args.device, args.repeats, extra
-    )
-    factor = (generation_s + decode_s) / args.seconds
-    print(
-        f"single clip: generation {generation_s:.3f} s + DAC decode {decode_s:.3f} s -> real-time factor "
-        f"{factor:.3f} (goal < 0.05 on an H100/H200)"
-    )
+    steps = model.config.code_pattern.num_steps(model.config.frames_for_video_frames(frames))
+    graphs = "graphs" if args.device.startswith("cuda") else "static steps"
+    variants = ((graphs, True),) if args.graphs_only else ((graphs, True), ("op by op", False))
+    for variant, static_steps in variants:
+        options = {"static_steps": static_steps, **extra}
+        generation_s, decode_s = time_generation_and_decode(
+            model, codec, 1, frames, args.device, args.repeats, options
+        )
+        factor = (generation_s + decode_s) / args.seconds
+        print(
+            f"single clip, {variant}: generation {generation_s:.3f} s ({1000 * generation_s / steps:.2f} ms a step) "
+            f"+ DAC decode {decode_s:.3f} s -> real-time factor {factor:.3f} (goal < 0.05 on an H100/H200)"
+        )
+    if args.profile:
+        profile_generation(model, args.device, args.profile, args.profile_batch)
     for batch in args.batches:
         generation_s, decode_s = time_generation_and_decode(
             model, codec, batch, frames, args.device, args.repeats, extra
@@ -139,6 +188,11 @@ def main(argv: list[str] | None = None) -> int:
             f"batch {batch}: generation {generation_s:.3f} s + decode {decode_s:.3f} s -> {per_second:.2f} clips/s; "
             f"{TEST_SPLIT_CLIPS} clips in {minutes:.1f} min (goal < 15)"
         )
+    if not args.no_compare:
+        print(compare_greedy_codes(model, frames, args.device))
+        # bf16 codes part at the first near-tie of random weights; fp32 shows whether the steps are exact.
+        if model.dtype != torch.float32:
+            print(compare_greedy_codes(model.float(), frames, args.device))
     return 0
 
 

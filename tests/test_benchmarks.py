@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from visage_hf.models.configuration_visage import VisageConfig
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
@@ -136,11 +138,21 @@ def test_gpu_check_runs_end_to_end_on_a_smoke_model(capsys):
     finally:
         sys.path.remove(str(BENCHMARKS))
     output = capsys.readouterr().out
-    single = re.search(r"generation ([\d.]+) s \+ DAC decode ([\d.]+) s -> real-time factor ([\d.]+)", output)
-    assert single, output
-    generation, decode, factor = map(float, single.groups())
-    rounding = 0.001 / 0.5 + 0.0005  # times printed to 1 ms, the factor to 3 decimals
-    assert abs((generation + decode) / 0.5 - factor) <= rounding + 1e-9
+    singles = re.findall(
+        r"single clip, (static steps|op by op): generation ([\d.]+) s \(([\d.]+) ms a step\) "
+        r"\+ DAC decode ([\d.]+) s -> real-time factor ([\d.]+)",
+        output,
+    )
+    assert [variant for variant, *_ in singles] == ["static steps", "op by op"], output
+    config = VisageConfig(**module.SMOKE)
+    steps = config.code_pattern.num_steps(config.frames_for_video_frames(2))  # 0.5 s at 4 fps
+    for _, generation, per_step, decode, factor in singles:
+        generation, per_step, decode, factor = map(float, (generation, per_step, decode, factor))
+        rounding = 0.001 / 0.5 + 0.0005  # times printed to 1 ms, the factor to 3 decimals
+        assert abs((generation + decode) / 0.5 - factor) <= rounding + 1e-9
+        assert abs(1000 * generation / steps - per_step) <= 0.005 + 0.0005 / steps * 1000
+    # fp32: the fixed-shape steps give the op-by-op steps' greedy codes
+    assert "static vs op-by-op steps: 100.00 % agree (identical; torch.float32)" in output
     batch = re.search(r"batch 2: generation ([\d.]+) s \+ decode ([\d.]+) s -> ([\d.]+) clips/s", output)
     assert batch, output
     generation, decode, per_second = map(float, batch.groups())

@@ -65,6 +65,19 @@ def test_pipeline_output_has_the_requested_length(pipe, video):
         assert np.abs(out.audio).max() > 0
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_pipeline_on_cuda_gives_the_cpu_pipelines_greedy_codes(video, monkeypatch):
+    """Every stage on the GPU (CLIP, generation with graph steps, the DAC's fast path) against the CPU pipeline:
+    fp32 greedy codes equal, audio within float rounding. TF32 off: it rounds at ~1e-3, each path its own way."""
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    settings = dict(duration=1.0, do_sample=False, progress=False)
+    expected = VisagePipeline(**tiny_random_components(seed=0))(video, 30.0, 0.0, **settings)
+    out = VisagePipeline(**tiny_random_components(seed=0)).to("cuda")(video, 30.0, 0.0, **settings)
+    assert torch.equal(out.codes.cpu(), expected.codes)
+    assert np.abs(out.audio - expected.audio).max() <= 1e-4 * np.abs(expected.audio).max()
+
+
 def test_pipeline_seed_reproduces_and_samples_differ(pipe, video):
     first = pipe(video, 30.0, 0.0, duration=0.5, seed=3, num_samples=2)
     again = pipe(video, 30.0, 0.0, duration=0.5, generator=torch.Generator().manual_seed(3), num_samples=2)

@@ -450,6 +450,13 @@ class VisageDecoder(nn.Module):
                 )
         return hidden_states
 
+    def stacked_code_tables(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The code tables as one ``(streams · rows, d)`` table, and each stream's first row in it ``(streams,)``:
+        stream ``j``'s code ``c`` is row ``c + offsets[j]``."""
+        tables = [table.weight.detach() for table in self.embed_codes]
+        offsets = torch.arange(len(tables), device=tables[0].device) * tables[0].shape[0]
+        return torch.cat(tables), offsets
+
     def step_cache_dtype(self) -> torch.dtype | None:
         """Inside `packed_weights`: the self-attention cache dtype its fused steps read (`FusedDecoderStep.
         cache_dtype`); None where steps run layer by layer (the cache then follows the states' dtype)."""
@@ -471,9 +478,7 @@ class VisageDecoder(nn.Module):
         """
         owners = []
         try:
-            tables = [table.weight.detach() for table in self.embed_codes]
-            offsets = torch.arange(len(tables), device=tables[0].device) * tables[0].shape[0]
-            self._stacked_code_tables = torch.cat(tables), offsets
+            self._stacked_code_tables = self.stacked_code_tables()
             product = functools.partial(step_product, rows=rows)
             for layer in self.layers:
                 attention, cross = layer.self_attn, layer.encoder_attn

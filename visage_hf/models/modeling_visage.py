@@ -15,9 +15,7 @@ batched decoder pass per step (see `generation.py`).
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -45,7 +43,7 @@ from .conditions import (
     replace_with_nulls,
 )
 from .configuration_visage import DEFAULT_GENERATION_SETTINGS, VisageConfig
-from .encoder_decoder import VisageDecoder, VisageEncoder, VisageModel, step_product, supports_step_products
+from .encoder_decoder import VisageDecoder, VisageEncoder, VisageModel
 from .generation import (
     GuidancePlan,
     build_code_canvas,
@@ -68,6 +66,8 @@ from .generation import (
 from .mono_to_foa import copy_w_channel_to_spatial, foa_from_mono
 from .original_checkpoint import find_original_source, load_converted
 from .quantization import float_weight, with_int8_option
+from .static_step import StaticDecoderStep
+from .step_weights import step_weights
 
 
 @dataclass
@@ -224,6 +224,7 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
         use_cache: bool | None = None,
         live_streams: list[int] | None = None,
         guidance_plan: GuidancePlan | None = None,
+        static_step: StaticDecoderStep | None = None,
         return_dict: bool | None = None,
         **kwargs,
     ) -> VisageOutput:
@@ -243,7 +244,7 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
             encoder_outputs: precomputed encoder states; ``K·batch`` rows (branch-major) with ``guidance_plan``.
             live_streams: generation only — compute the heads of these streams at the last position and return
                 logits folded as ``(batch·streams, 1, codebook)`` (other streams' logits are 0).
-            guidance_plan: generation only — how to combine the K encoder branches.
+            guidance_plan, static_step: generation only — how to combine the K encoder branches; one-row steps' runner.
 
         Returns:
             `VisageOutput` with ``logits`` ``(batch, rows, streams, codebook)`` (teacher forcing), ``loss`` and
@@ -266,7 +267,9 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
             )
         use_cache = (self.config.use_cache if use_cache is None else use_cache) and labels is None
         cache = (make_generation_cache(self.config) if cache is None else cache) if use_cache else None
-        hidden_states = self._decode(decoder_input_ids, encoder_states, num_branches, cache, live_streams)
+        hidden_states = self._decode(
+            decoder_input_ids, encoder_states, num_branches, cache, live_streams, static_step
+        )
         if live_streams is not None:
             logits = self._generation_logits(hidden_states[:, -1], live_streams, guidance_plan, batch)
             return VisageOutput(logits=logits, cache=cache)
@@ -307,9 +310,13 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
         num_branches: int,
         cache: Cache | None,
         live_streams: list[int] | None,
+        static_step: StaticDecoderStep | None = None,
     ) -> torch.Tensor:
         """Decoder hidden states ``(num_branches · batch, rows, d_model)`` after the cached positions."""
         past_length = cache.get_seq_length() if cache is not None else 0
+        fixed_shape = static_step and static_step(decoder_input_ids, cache, past_length)  # None: does not fit
+        if fixed_shape is not None:
+            return fixed_shape
         if live_streams is None and past_length == 0:
             check_code_ids(self.config, decoder_input_ids)
         decoder = self.model.decoder
@@ -364,7 +371,7 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
 
     def _live_stream_logits(self, hidden_states: torch.Tensor, streams: list[int]) -> torch.Tensor:
         """`stream_logits` of a generation step: one packed product over the stacked heads of ``streams``
-        where `_packed_decoding_weights` prepared one for this list."""
+        where `step_weights` prepared one for this list."""
         packed_heads = self._packed_heads  # read once: another thread's generate may end meanwhile
         packed = packed_heads.get(tuple(streams)) if packed_heads else None
         if packed is None:
@@ -382,6 +389,7 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
         is_first_iteration: bool | None = False,
         stream_schedule: list[list[int]] | None = None,
         guidance_plan: GuidancePlan | None = None,
+        static_step: StaticDecoderStep | None = None,
         **kwargs,
     ):
         model_inputs = super().prepare_inputs_for_generation(
@@ -400,6 +408,7 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
         if stream_schedule is not None:
             model_inputs["live_streams"] = stream_schedule[input_ids.shape[1] - 1]
         model_inputs["guidance_plan"] = guidance_plan
+        model_inputs["static_step"] = static_step
         return model_inputs
 
     @torch.no_grad()
@@ -425,6 +434,7 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
         logits_processor: LogitsProcessorList | None = None,
         generation_config: GenerationConfig | None = None,
         show_progress: bool = False,
+        static_steps: bool | None = None,
         **kwargs,
     ) -> torch.LongTensor:
         r"""Generate codec codes for video clips.
@@ -452,6 +462,8 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
                 frame count, last-frame padding, logit-space guidance and per-stream sampling order.
             logits_processor: extra processors, run after pattern forcing and before sampling.
             show_progress: a tqdm bar over decoder steps.
+            static_steps: run decoder steps in fixed shapes (`StaticDecoderStep`), replayed as CUDA graphs on a
+                CUDA device; default: on for CUDA models. On CPU it runs eagerly (slower than the default path).
             kwargs: passed to `GenerationMixin.generate` (e.g. ``use_cache``).
 
         Returns:
@@ -480,6 +492,7 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
             canvas, config, mode, sampler_settings if do_sample else None, logits_processor,
             canvas.shape[1] - prompt_steps(canvas) if show_progress else None,
         )  # fmt: skip
+        kwargs["static_steps"] = self.device.type == "cuda" if static_steps is None else bool(static_steps)
         codes = self._fill_canvas(conditions, canvas, plan, processors, kwargs)
         if mode == "original" and not num_frames_given:
             # The original's end handling: repeat the last frame up to the clip's DAC length.
@@ -503,23 +516,6 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
         grid = sequences[:, 1:].reshape(batch, streams, total_steps).transpose(1, 2)
         return self.config.code_pattern.revert(grid.cpu()).to(sequences.device)
 
-    @contextmanager
-    def _packed_decoding_weights(self, schedule: list[list[int]], rows: int) -> Iterator[None]:
-        """On CPU, steps of ``schedule`` (live streams per step) read the step weights and recurring live-head lists
-        through stacked `step_product`s (float: `PackedLinear`, int8: `StackedInt8Linear`), held for the call;
-        ``rows``: a step's rows (branches × batch)."""
-        if len(schedule) < 2 or not supports_step_products(self.heads[0]):
-            yield
-            return
-        recurring = [key for key, count in Counter(map(tuple, schedule)).items() if key and count > 1]
-        heads = {key: [self.heads[j] for j in key] for key in recurring}
-        with self.model.decoder.packed_weights(rows):
-            try:
-                self._packed_heads = {key: step_product(linears, rows=rows) for key, linears in heads.items()}
-                yield
-            finally:
-                self._packed_heads = None
-
     def _generate_steps(
         self,
         conditions: list[torch.Tensor | None],
@@ -538,6 +534,9 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
         start = torch.full((batch * streams, 1), config.code_pad_id, dtype=torch.long, device=device)
         prompt = canvas[:, :known_steps].transpose(1, 2).reshape(batch * streams, known_steps).to(device)
         use_cache = kwargs.pop("use_cache", True)
+        static_step = None
+        if kwargs.pop("static_steps", False) and use_cache:
+            static_step = StaticDecoderStep(self.model.decoder, plan.num_branches, device.type == "cuda")
         # Guidance is combined inside `forward` (the model returns guided logits, one row per code stream)
         # rather than by a processor reducing K·rows of logits: generate's rows are exactly the output rows,
         # every branch is fed the same codes by construction, sampling draws once per cell, and the branches
@@ -547,7 +546,7 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
         )
         schedule = stream_schedule(canvas)
         # Inference mode: no autograd bookkeeping on a step's ~1,500 small tensor ops; the codes are cloned out.
-        packed = self._packed_decoding_weights(schedule[known_steps:], rows=plan.num_branches * batch)
+        packed = step_weights(self, schedule[known_steps:], rows=plan.num_branches * batch)
         step_cache_dtype = self.model.decoder.step_cache_dtype  # called inside the block, which sets it
         with torch.inference_mode(), packed:
             outputs = super().generate(
@@ -559,6 +558,7 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
                 cache=make_generation_cache(config, total_steps, step_cache_dtype()) if use_cache else None,
                 stream_schedule=schedule,
                 guidance_plan=plan,
+                static_step=static_step,
                 **model_kwargs,
             )
         sequences = outputs.sequences if isinstance(outputs, ModelOutput) else outputs
