@@ -137,3 +137,24 @@ def test_cuda_graph_replays_give_the_layer_by_layer_codes(tiny_model, make_condi
     assert len(captures) == 3 * -(-steps // 8)  # a graph per 8-position span, in each generation
     for ours, reference in zip(static, eager):
         assert torch.equal(ours, reference)
+
+
+def test_mono_generation_with_static_steps_gives_the_layer_by_layer_codes(
+    tiny_mono_model, make_conditions, monkeypatch
+):
+    conditions = make_conditions(tiny_mono_model.config, batch=1, frames=2, seed=6)
+    ran = []
+    original_call = StaticDecoderStep.__call__
+
+    def counted(self, *args):
+        result = original_call(self, *args)
+        ran.extend([] if result is None else [1])
+        return result
+
+    monkeypatch.setattr(StaticDecoderStep, "__call__", counted)
+    for settings in (dict(do_sample=False), dict(seed=5)):
+        static = tiny_mono_model.generate(*conditions, num_frames=10, static_steps=True, **settings)
+        assert len(ran) > 10
+        ran.clear()
+        assert torch.equal(static, tiny_mono_model.generate(*conditions, num_frames=10, **settings))
+        assert not ran  # on CPU the default runs layer by layer
