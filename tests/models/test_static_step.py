@@ -158,3 +158,25 @@ def test_mono_generation_with_static_steps_gives_the_layer_by_layer_codes(
         ran.clear()
         assert torch.equal(static, tiny_mono_model.generate(*conditions, num_frames=10, **settings))
         assert not ran  # on CPU the default runs layer by layer
+
+
+def test_a_failed_capture_warns_and_leaves_the_steps_to_the_layers(tiny_model, make_conditions, monkeypatch):
+    conditions = make_conditions(tiny_model.config, batch=1, frames=2, seed=7)
+    expected = tiny_model.generate(*conditions, do_sample=False, num_frames=6)
+
+    def fail(self, *args):
+        raise RuntimeError("operation not permitted when stream is capturing")
+
+    original_init = StaticDecoderStep.__init__
+    steps = []
+
+    def capturing(self, decoder, num_branches, capture):
+        original_init(self, decoder, num_branches, capture=True)  # as on CUDA, with a capture that fails
+        steps.append(self)
+
+    monkeypatch.setattr(StaticDecoderStep, "_capture", fail)
+    monkeypatch.setattr(StaticDecoderStep, "__init__", capturing)
+    with pytest.warns(UserWarning, match="CUDA graph capture failed.*op by op"):
+        codes = tiny_model.generate(*conditions, do_sample=False, num_frames=6, static_steps=True)
+    assert torch.equal(codes, expected)
+    assert [step.failed for step in steps] == [True]

@@ -20,6 +20,8 @@ Graphs are captured for each generation (its cache buffers are new) at the first
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -50,11 +52,13 @@ class StaticDecoderStep:
         self._position: torch.Tensor | None = None
         self._graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor]] = {}
         self._buffers_in_use: tuple | None = None
+        self.failed = False
+        """Set when a graph capture failed: the step then declines every call (the layers run op by op)."""
 
     def __call__(self, codes: torch.Tensor, cache: Cache | None, past_length: int) -> torch.Tensor | None:
         """Run the step (writing its keys and values into ``cache``); None (nothing done) where it does not fit:
         a cache other than `generate`'s, one whose cross-attention states are not projected yet, or a full one."""
-        buffers = self._self_attention_buffers(cache, past_length)
+        buffers = None if self.failed else self._self_attention_buffers(cache, past_length)
         if buffers is None or codes.shape[1] != 1 or self.decoder.training:
             return None
         self._check_buffers(codes, cache, buffers, past_length)
@@ -63,7 +67,14 @@ class StaticDecoderStep:
         span = min(capacity, SPAN * (past_length // SPAN + 1))
         if self.capture:
             if span not in self._graphs:
-                self._graphs[span] = self._capture(cache, buffers, span)
+                try:
+                    self._graphs[span] = self._capture(cache, buffers, span)
+                except RuntimeError as error:  # an operation this GPU, driver or torch cannot capture
+                    warnings.warn(
+                        f"CUDA graph capture failed ({error}); decoding steps op by op", stacklevel=2
+                    )
+                    self.failed = True
+                    return None
             graph, hidden_states = self._graphs[span]
             graph.replay()
         else:
