@@ -18,6 +18,7 @@ says so and stops, unless ``--device cpu`` is given (a smoke run: use ``--size s
 Usage:
     python benchmarks/gpu.py                                   # H100/H200: single clip + batches 64, 256
     python benchmarks/gpu.py --dtype float32 --batches 64
+    python benchmarks/gpu.py --graphs-only --no-compare --batches 64 --profile profile.txt --profile-batch 64
     python benchmarks/gpu.py --device cpu --size smoke --seconds 1 --batches 2 --repeats 1   # smoke run
 """
 

@@ -1,5 +1,6 @@
 """The fixed-shape generation step (visage_hf.models.static_step) against the layer-by-layer step: step after step
-over several attention spans, in generation (greedy and seeded sampling), the steps it must leave to the layers,
+over several attention spans, in generation (greedy and seeded sampling), the steps it must leave to the layers
+(a failed graph capture among them),
 and -- where CUDA is present -- the same through CUDA graph replays."""
 
 from __future__ import annotations
@@ -38,9 +39,8 @@ def _run_steps(model, encoder_states, codes, branches: int, step: StaticDecoderS
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("batch, branches", [(1, 1), (1, 2), (2, 3)])
 def test_static_step_equals_the_layer_by_layer_step(tiny_model, monkeypatch, dtype, batch, branches):
-    monkeypatch.setattr(
-        static_step, "SPAN", 4
-    )  # 11 positions: spans of 4, 8 and the whole 11-position buffer
+    # 11 positions: spans of 4, 8 and the whole 11-position buffer
+    monkeypatch.setattr(static_step, "SPAN", 4)
     model = tiny_model.to(dtype)
     config = model.config
     generator = torch.Generator().manual_seed(batch * 10 + branches)
