@@ -1,7 +1,6 @@
 """The fixed-shape generation step (visage_hf.models.static_step) against the layer-by-layer step: step after step
-over several attention spans, in generation (greedy and seeded sampling), the steps it must leave to the layers
-(a failed graph capture among them),
-and -- where CUDA is present -- the same through CUDA graph replays."""
+over several attention spans, in generation (greedy and seeded sampling), the steps it must leave to the layers (a
+failed graph capture among them), and -- where CUDA is present -- the same through CUDA graph replays."""
 
 from __future__ import annotations
 
