@@ -11,6 +11,7 @@ the purely conditional model. In the usual ``l_u + γ·(l_c − l_u)`` notation,
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -346,6 +347,17 @@ def prompt_steps(canvas: torch.Tensor) -> int:
     """Number of leading canvas steps with no cell left to generate (they become the decoder prompt)."""
     unknown_steps = (canvas == UNKNOWN_CODE).any(dim=(0, 2)).nonzero()
     return int(unknown_steps[0]) if len(unknown_steps) else canvas.shape[1]
+
+
+@functools.lru_cache(maxsize=64)
+def _stream_index(streams: tuple[int, ...], device: torch.device) -> torch.LongTensor:
+    return torch.tensor(streams, dtype=torch.long, device=device)
+
+
+def stream_index(streams: Sequence[int], device: torch.device) -> torch.LongTensor:
+    """``streams`` as an index tensor on ``device``, made once per list: indexing a GPU tensor by a Python list
+    copies the list to the device and waits for that copy, at every step."""
+    return _stream_index(tuple(streams), torch.device(device))
 
 
 def stream_schedule(canvas: torch.Tensor) -> list[list[int]]:

@@ -60,6 +60,7 @@ from .generation import (
     resolve_num_return_sequences,
     resolve_sampling,
     step_generation_config,
+    stream_index,
     stream_schedule,
     with_stored_signature,
 )
@@ -314,9 +315,8 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
     ) -> torch.Tensor:
         """Decoder hidden states ``(num_branches · batch, rows, d_model)`` after the cached positions."""
         past_length = cache.get_seq_length() if cache is not None else 0
-        fixed_shape = static_step and static_step(decoder_input_ids, cache, past_length)  # None: does not fit
-        if fixed_shape is not None:
-            return fixed_shape
+        if (fixed_shape := static_step and static_step(decoder_input_ids, cache, past_length)) is not None:
+            return fixed_shape  # the fixed-shape step ran (it returns None where it does not fit)
         if live_streams is None and past_length == 0:
             check_code_ids(self.config, decoder_input_ids)
         decoder = self.model.decoder
@@ -366,7 +366,7 @@ class VisageForFOA(VisagePreTrainedModel, GenerationMixin):
                 # in real arithmetic and computes each live head once instead of K times.
                 combined = plan.combine(branches.float()).to(branches.dtype)  # one rounding in bf16
                 guided = self._live_stream_logits(combined, live_streams)
-            logits[:, live_streams] = guided.to(logits.dtype)
+            logits.index_copy_(1, stream_index(live_streams, logits.device), guided.to(logits.dtype))
         return logits.view(batch * config.num_streams, 1, config.codebook_size)
 
     def _live_stream_logits(self, hidden_states: torch.Tensor, streams: list[int]) -> torch.Tensor:
