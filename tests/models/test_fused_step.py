@@ -20,6 +20,8 @@ from visage_hf.models.kv_cache import make_generation_cache
 from visage_hf.models.modeling_visage import VisageForFOA
 from visage_hf.models.quantization import quantize_decoder
 
+from .step_checks import assert_steps_match
+
 pytestmark = pytest.mark.skipif(not row_kernels.available(), reason="numba is not installed")
 
 DTYPES = ["float32", "bfloat16", "int8"]
@@ -81,15 +83,7 @@ def test_fused_step_equals_the_layer_by_layer_step(tiny_model, kind, rows):
     cache_dtype = torch.float32 if kind == "float32" else torch.bfloat16
     assert fused_cache.self_attention_cache.layers[0]._key_buffer.dtype == cache_dtype
     tolerance = 0.0 if kind == "bfloat16" else 5e-6
-    for step, (ours, reference) in enumerate(zip(fused, eager)):
-        assert ours.dtype == reference.dtype and ours.shape == reference.shape == (rows, 1, config.d_model)
-        torch.testing.assert_close(ours, reference, rtol=0, atol=tolerance, msg=f"step {step}")
-    for ours, reference in zip(
-        fused_cache.self_attention_cache.layers, eager_cache.self_attention_cache.layers
-    ):
-        assert ours.get_seq_length() == reference.get_seq_length() == 7
-        torch.testing.assert_close(ours.keys, reference.keys, rtol=0, atol=tolerance)
-        torch.testing.assert_close(ours.values, reference.values, rtol=0, atol=tolerance)
+    assert_steps_match(fused, eager, fused_cache, eager_cache, (rows, 1, config.d_model), tolerance)
 
 
 def test_steps_outside_generates_cache_run_layer_by_layer(tiny_model):

@@ -13,6 +13,8 @@ from visage_hf.models.generation import build_code_canvas
 from visage_hf.models.kv_cache import make_generation_cache
 from visage_hf.models.static_step import StaticDecoderStep
 
+from .step_checks import assert_steps_match
+
 STREAMS_LIVE = list(range(36))
 
 
@@ -48,21 +50,18 @@ def test_static_step_equals_the_layer_by_layer_step(tiny_model, monkeypatch, dty
     with torch.inference_mode():
         step = StaticDecoderStep(model.model.decoder, branches, capture=False)
         ours, our_cache, static_steps = _run_steps(model, encoder_states, codes, branches, step)
+        # The reference sums the 36 code embeddings in one lookup, rounding once as this step does (the packed
+        # CPU path's `embedding_bag`): the eager sum rounds a bf16 model after each of its 35 additions, a
+        # difference (up to 0.05 here) larger than a lost key would make.
+        decoder = model.model.decoder
+        monkeypatch.setattr(decoder, "_stacked_code_tables", decoder.stacked_code_tables())
         reference, reference_cache, _ = _run_steps(model, encoder_states, codes, branches, None)
     assert static_steps == 10  # every step after the first, which projects the cross-attention states
-    # fp32: the same products; the embeddings summed in another order and masked keys adding exact zeros move
-    # states of size ~1 by a few ulps. bf16: the eager step rounds after each of the 35 embedding additions,
-    # this one once, so states differ by about a bf16 ulp (2^-8 of size ~1).
-    tolerance = 2e-5 if dtype == torch.float32 else 0.05
-    for index, (state, expected) in enumerate(zip(ours, reference)):
-        assert state.shape == expected.shape == (branches * batch, 1, config.d_model)
-        torch.testing.assert_close(state, expected, rtol=0, atol=tolerance, msg=f"step {index}")
-    for layer, expected in zip(
-        our_cache.self_attention_cache.layers, reference_cache.self_attention_cache.layers
-    ):
-        assert layer.get_seq_length() == expected.get_seq_length() == 11
-        torch.testing.assert_close(layer.keys, expected.keys, rtol=0, atol=tolerance)
-        torch.testing.assert_close(layer.values, expected.values, rtol=0, atol=tolerance)
+    # fp32: masked keys add exact zeros, and a few ulps of states of size ~1 remain from sums in another order.
+    # bf16: measured ≤ 0.0078 (a bf16 ulp at 1-2); attending to one key too few moved states by 0.023-0.047.
+    tolerance = 2e-5 if dtype == torch.float32 else 0.01
+    shape = (branches * batch, 1, config.d_model)
+    assert_steps_match(ours, reference, our_cache, reference_cache, shape, tolerance)
 
 
 def test_steps_it_cannot_take_run_layer_by_layer(tiny_model):
