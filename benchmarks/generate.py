@@ -276,13 +276,25 @@ def reference_generate(model, clip, energy, direction, num_frames, scale=2.5, to
 
 
 class StepClock:
-    """Timestamps once per decoder step: called by the reference loop, or as the last logits processor."""
+    """Timestamps once per decoder step: called by the reference loop, or as the last logits processor.
 
-    def __init__(self):
+    With ``probe`` (a callable returning the memory read bandwidth in bytes/s), every ``probe_every``-th step also
+    measures the bandwidth there and then, and the probe's own seconds are left out of the steps' times: a shared
+    machine's bandwidth changes within seconds, and a step is best compared with the floor of its own moment.
+    """
+
+    def __init__(self, probe: Callable[[], float] | None = None, probe_every: int = 20):
         self.stamps: list[float] = []
+        self.probes: list[tuple[int, float]] = []  # (index of the stamp it followed, bytes/s)
+        self._probe, self._probe_every = probe, probe_every
+        self.probe_seconds = 0.0
 
     def __call__(self, input_ids=None, scores=None):
-        self.stamps.append(time.perf_counter())
+        now = time.perf_counter()
+        self.stamps.append(now - self.probe_seconds)
+        if self._probe is not None and len(self.stamps) % self._probe_every == 0:
+            self.probes.append((len(self.stamps) - 1, self._probe()))
+            self.probe_seconds += time.perf_counter() - now
         return scores
 
     def step_seconds(self) -> list[float]:
@@ -290,6 +302,34 @@ class StepClock:
         25 live heads); the first step (encoder, weight packing) is left out."""
         deltas = [later - earlier for earlier, later in zip(self.stamps[1:], self.stamps[2:])]
         return [(a + b) / 2 for a, b in zip(deltas[::2], deltas[1::2])]
+
+    def step_bandwidths(self) -> list[float]:
+        """For each pair of `step_seconds`, the bandwidth of the probe nearest to it (empty without probes)."""
+        if not self.probes:
+            return []
+        middles = [2 + 2 * pair for pair in range(len(self.step_seconds()))]  # the stamp between the pair
+        return [min(self.probes, key=lambda probe: abs(probe[0] - middle))[1] for middle in middles]
+
+
+def moment_probe(megabytes: int = 256) -> Callable[[], float]:
+    """`machine.read_bandwidth`'s measurement (the faster of two sums over a buffer far larger than the caches,
+    on torch's threads) as a callable cheap enough to run between decoder steps."""
+    import torch
+
+    from visage_hf.models.row_kernels import torch_threads
+
+    buffer = torch.ones(megabytes * 2**20 // 4)
+
+    def probe() -> float:
+        with torch_threads():  # inside generation torch runs single-threaded (row_kernels.kernel_threads)
+            fastest = float("inf")
+            for _ in range(2):
+                start = time.perf_counter()
+                buffer.sum()
+                fastest = min(fastest, time.perf_counter() - start)
+        return buffer.numel() * 4 / fastest
+
+    return probe
 
 
 # As on the library's processors (`visage_hf.models.generation.with_stored_signature`): generate inspects every
@@ -308,12 +348,13 @@ class Runner:
         self.conditions = [tensor.to(device) for tensor in conditions]
         self.device = device
 
-    def __call__(self, num_frames: int) -> tuple[float, list[float]]:
-        """(seconds for the call, seconds per step) generating ``num_frames`` frames (2·frames + 1 steps)."""
+    def __call__(self, num_frames: int, probe: Callable[[], float] | None = None) -> StepClock:
+        """The `StepClock` of a generation of ``num_frames`` frames (2·frames + 1 steps), probing the bandwidth
+        between steps with ``probe``; its ``call_seconds`` is the whole call's time, probes left out."""
         import torch
         from transformers import LogitsProcessorList
 
-        clock = StepClock()
+        clock = StepClock(probe)
         self._synchronize()
         start = time.perf_counter()
         context = self.variant.context() if self.variant.context else nullcontext()
@@ -329,7 +370,8 @@ class Runner:
                     **self.variant.generate_kwargs,
                 )
         self._synchronize()
-        return time.perf_counter() - start, clock.step_seconds()
+        clock.call_seconds = time.perf_counter() - start - clock.probe_seconds
+        return clock
 
     def _synchronize(self) -> None:
         import torch
@@ -370,18 +412,22 @@ def time_variants(variants, size, steps, device, batch, threads, repeats) -> tup
         runner(1)  # warm-up
     calls = {name: [] for name in variants}
     per_step = {name: [] for name in variants}
+    step_bandwidths = {name: [] for name in variants}
+    probe = moment_probe() if device == "cpu" else None
     bandwidth = 0.0
     for _ in range(repeats):
         for name, runner in runners.items():
-            seconds, step_seconds = runner(num_frames)
-            calls[name].append(seconds)
-            per_step[name] += step_seconds
+            clock = runner(num_frames, probe)
+            calls[name].append(clock.call_seconds)
+            per_step[name] += clock.step_seconds()
+            step_bandwidths[name] += clock.step_bandwidths()
         bandwidth = max(bandwidth, read_bandwidth(repeats=3))
     weights = step_weight_count(model.config)
     results = {}
     for name in variants:
         cache = cache_bytes_per_step(model.config, 2 * batch, steps, VARIANTS[name].cache_bytes)
         median = statistics.median(per_step[name])
+        step_bytes = weights * VARIANTS[name].bytes_per_weight + cache
         timed_steps = model.config.pattern_steps(num_frames)
         fixed = max(min(calls[name]) - timed_steps * median, 0.0)
         clip_seconds = fixed + CLIP_STEPS * median
@@ -391,8 +437,14 @@ def time_variants(variants, size, steps, device, batch, threads, repeats) -> tup
             "fixed_s": fixed,
             "clip_s": clip_seconds,
             "codes_per_s": batch * 36 * CLIP_CODEC_FRAMES / clip_seconds,
-            "floor_ms": 1e3 * (weights * VARIANTS[name].bytes_per_weight + cache) / bandwidth,
+            "floor_ms": 1e3 * step_bytes / bandwidth,
         }
+        if step_bandwidths[name]:  # each step pair against the floor of the probe nearest to it
+            results[name]["x_moment_floor"] = statistics.median(
+                seconds * measured / step_bytes
+                for seconds, measured in zip(per_step[name], step_bandwidths[name], strict=True)
+            )
+            results[name]["moment_bandwidth"] = statistics.median(step_bandwidths[name])
     return results, weights, bandwidth
 
 
@@ -429,11 +481,17 @@ def print_table(size: str, results: dict, weights: float, bandwidth: float) -> N
         f"\n[{size}] step weights read per step: {weights / 1e6:.1f} M parameters; measured read bandwidth "
         f"{bandwidth / 1e9:.1f} GB/s{load}"
     )
+    moments = [r["moment_bandwidth"] for r in results.values() if "moment_bandwidth" in r]
+    if moments:
+        print(
+            f"bandwidth probed between steps, median per variant: {min(moments) / 1e9:.1f}-{max(moments) / 1e9:.1f} GB/s"
+        )
     print(
         f"{'variant':20s} {'ms/step':>8s} {'fast ms':>8s} {'fixed s':>7s} {'s/clip':>7s} {'codes/s':>8s} "
-        f"{'speed-up':>8s} {'floor ms':>8s} {'x floor':>7s} {'fast x':>6s} {'peak RSS':>9s}"
+        f"{'speed-up':>8s} {'floor ms':>8s} {'x floor':>7s} {'fast x':>6s} {'x moment':>8s} {'peak RSS':>9s}"
     )
     for name, r in results.items():
+        moment = f"{r['x_moment_floor']:7.2f}x" if "x_moment_floor" in r else "       -"
         memory = f"{r['peak_rss_mib']:7.0f} MiB" if "peak_rss_mib" in r else "      -"
         if r.get("peak_gpu_mib") is not None:
             memory += f"  GPU peak {r['peak_gpu_mib']:.0f} MiB"
@@ -441,7 +499,7 @@ def print_table(size: str, results: dict, weights: float, bandwidth: float) -> N
             f"{name:20s} {r['ms_per_step']:8.1f} {r['fast_ms_per_step']:8.1f} {r['fixed_s']:7.2f} "
             f"{r['clip_s']:7.1f} {r['codes_per_s']:8.0f} {reference['clip_s'] / r['clip_s']:7.2f}x "
             f"{r['floor_ms']:8.1f} {r['ms_per_step'] / r['floor_ms']:6.2f}x "
-            f"{r['fast_ms_per_step'] / r['floor_ms']:5.2f}x {memory}"
+            f"{r['fast_ms_per_step'] / r['floor_ms']:5.2f}x {moment} {memory}"
         )
 
 
@@ -485,7 +543,8 @@ def main() -> None:
         "fixed s: per-call cost outside the steps; s/clip: fixed + 861 median steps = 5 s of audio;\n"
         "speed-up: reference s/clip over s/clip, same run; floor: (step weights x bytes per weight + attention\n"
         "keys/values) / measured read bandwidth (best probe of the run); x floor: ms/step / floor;\n"
-        "fast x: fast ms / floor (CPU).\n"
+        "fast x: fast ms / floor; x moment (CPU): median over step pairs of the pair's time over its floor at\n"
+        "the bandwidth probed nearest to it (every 20 steps, between steps; median probe printed above).\n"
         "On a GPU, real-time factor = s/clip / 5 and clips/s = batch / s/clip."
     )
 

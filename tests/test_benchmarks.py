@@ -122,6 +122,33 @@ def test_generation_floor_counts_the_keys_and_values_attention_reads(
     )
 
 
+def test_step_clock_leaves_its_bandwidth_probes_out_of_the_steps(monkeypatch):
+    """A clock driven by a fake time: steps of known lengths, a probe every 4th step that takes 1 s. The steps'
+    seconds must be the known ones (probes left out), and each pair must get the probe nearest to it."""
+    generate = _load_benchmark("generate")
+    now = [0.0]
+    monkeypatch.setattr(generate.time, "perf_counter", lambda: now[0])
+    probes = iter(range(1, 100))
+
+    def probe():
+        now[0] += 1.0  # a probe that costs a whole second
+        return float(next(probes))
+
+    clock = generate.StepClock(probe, probe_every=4)
+    lengths = [0.5] + [0.01 * (step + 1) for step in range(12)]  # the first step (the prompt) is left out
+    for length in lengths:
+        now[0] += length
+        clock()
+    deltas = lengths[2:]  # stamps 1..12: the step after the first one on
+    expected = [(a + b) / 2 for a, b in zip(deltas[::2], deltas[1::2])]
+    assert clock.step_seconds() == pytest.approx(expected, abs=1e-12)
+    # Probes after stamps 3, 7, 11 (the 4th, 8th, 12th calls): bandwidths 1, 2, 3. Pair j lies around stamp 2 + 2j.
+    assert clock.probes == [(3, 1.0), (7, 2.0), (11, 3.0)]
+    assert clock.step_bandwidths() == [1.0, 1.0, 2.0, 2.0, 3.0]
+    assert clock.probe_seconds == pytest.approx(3.0)
+    assert generate.StepClock().step_bandwidths() == []
+
+
 def test_gpu_check_runs_end_to_end_on_a_smoke_model(capsys):
     """The GPU script is run once per lent GPU, so it must not rot between loans: its CPU smoke run goes through
     the same generation (per-clip generators) and decode calls, and its figures follow from its timings."""
