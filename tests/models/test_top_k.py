@@ -1,0 +1,72 @@
+"""Top-k by selection (numba) against transformers' `TopKLogitsWarper` (a sorted `torch.topk`): bit for bit."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from transformers import TopKLogitsWarper
+
+from visage_hf.models import top_k as top_k_module
+from visage_hf.models.row_kernels import available
+from visage_hf.models.top_k import KthValueTopKLogitsWarper, keep_top_k
+
+pytestmark = pytest.mark.skipif(not available(), reason="needs numba")
+
+
+def _rows(seed: int) -> list[torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    scores = torch.randn(25, 1024, generator=generator)
+    ties = torch.randint(0, 4, (50, 1024), generator=generator).float()  # many values equal to the threshold
+    pattern_filtered = scores.clone()
+    pattern_filtered[:, ::3] = float("-inf")  # fewer finite values than k in some rows' tail
+    return [scores, ties, pattern_filtered, scores[:1]]
+
+
+@pytest.mark.parametrize("k", [1, 7, 256, 1024])
+def test_selection_gives_transformers_top_k(k):
+    for values in _rows(k):
+        filtered = keep_top_k(values, k, float("-inf"))
+        assert filtered is not None  # the kernel ran
+        assert torch.equal(filtered, TopKLogitsWarper(k)(None, values.clone()))
+        assert torch.equal(KthValueTopKLogitsWarper(k)(None, values.clone()), filtered)
+
+
+def test_the_filter_value_is_the_warpers():
+    values = torch.randn(4, 64, generator=torch.Generator().manual_seed(0))
+    expected = TopKLogitsWarper(5, filter_value=-7.0)(None, values.clone())
+    assert torch.equal(KthValueTopKLogitsWarper(5, filter_value=-7.0)(None, values.clone()), expected)
+
+
+def test_input_is_left_as_it_was():
+    values = torch.randn(3, 64, generator=torch.Generator().manual_seed(1))
+    before = values.clone()
+    keep_top_k(values, 4, float("-inf"))
+    assert torch.equal(values, before)
+
+
+def test_nan_rows_and_other_inputs_go_to_torch(monkeypatch):
+    values = torch.randn(3, 64, generator=torch.Generator().manual_seed(2))
+    values[1, 5] = float("nan")
+    assert keep_top_k(values, 4, float("-inf")) is None
+    assert keep_top_k(values[0].bfloat16()[None], 4, float("-inf")) is None
+    assert keep_top_k(values[0], 4, float("-inf")) is None  # 1-D
+    assert keep_top_k(values[:1, :3], 4, float("-inf")) is None  # k beyond the row
+    monkeypatch.setattr(top_k_module, "available", lambda: False)  # no numba: torch's kthvalue
+    clean = torch.randn(25, 1024, generator=torch.Generator().manual_seed(3))
+    assert keep_top_k(clean, 256, float("-inf")) is None
+    assert torch.equal(KthValueTopKLogitsWarper(256)(None, clean.clone()), TopKLogitsWarper(256)(None, clean))
+
+
+def test_compile_kernels_compiles_the_top_k_kernel_generation_calls():
+    # A fresh process (this one has compiled it already), then the call generation makes: no new signature.
+    script = (
+        "import torch; from visage_hf.models import row_kernels, top_k; "
+        "row_kernels.compile_kernels(torch.float32); before = len(top_k._keep_top_k.signatures); "
+        "top_k.KthValueTopKLogitsWarper(256)(None, torch.randn(25, 1024)); "
+        "print(before, len(top_k._keep_top_k.signatures))"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["1", "1"]
