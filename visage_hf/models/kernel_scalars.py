@@ -1,4 +1,5 @@
-"""Scalar pieces the numba kernels share: weight and cache elements widened to float32, float32 rounded to bfloat16.
+"""What the numba kernels share: whether they can run here (`available`), and their scalar pieces -- weight and
+cache elements widened to float32, float32 rounded to bfloat16.
 
 numpy has no bfloat16, so bfloat16 tensors reach the kernels as their uint16 bits (`row_kernels.kernel_array`):
 `as_float32` widens them (the high half of a float32) as it widens int8 weights and passes float32 through, and
@@ -8,6 +9,8 @@ Importable without numba (`numba` is then None and only the stubs exist).
 """
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 
@@ -21,6 +24,11 @@ except ImportError:  # pragma: no cover - exercised where numba is not installed
 
 FAST = {"reassoc", "contract"}
 """The kernels' fast-math flags: reassociation lets sums run in vector lanes; no other liberty (inf/nan stay IEEE)."""
+
+
+def available() -> bool:
+    """Whether the numba kernels can run here (numba importable, not disabled by ``VISAGE_HF_NO_NUMBA=1``)."""
+    return numba is not None and os.environ.get("VISAGE_HF_NO_NUMBA", "") in ("", "0")
 
 
 def as_float32(value):  # numba only: a weight or cache element as float32 (see the overload below)
@@ -59,4 +67,4 @@ if numba is not None:
         return bits_to_float32(bits)
 
 
-__all__ = ["FAST", "as_float32", "bits_to_float32", "float32_to_bits", "to_bfloat16"]
+__all__ = ["FAST", "as_float32", "available", "bits_to_float32", "float32_to_bits", "to_bfloat16"]

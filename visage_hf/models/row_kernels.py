@@ -37,7 +37,6 @@ the kernels use numba's default (every core).
 from __future__ import annotations
 
 import math
-import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -46,7 +45,8 @@ import numpy as np
 import torch
 
 from .channel_blocks import kernel_weight
-from .kernel_scalars import FAST, as_float32, float32_to_bits, numba, to_bfloat16
+from .kernel_scalars import FAST, as_float32, available, float32_to_bits, numba, to_bfloat16
+from .top_k import keep_top_k
 
 if numba is not None:  # optional: torch's kernels are the fallback
     from numba import prange
@@ -63,11 +63,6 @@ WEIGHT_DTYPES = (torch.float32, torch.bfloat16, torch.int8)
 PRODUCTS_PER_LAYER = 6
 """A decoder layer's step products, in the order `decoder_layers_step` reads them: self-attention q/k/v stacked,
 its output; cross-attention query, its output; fc1 (with GELU), fc2."""
-
-
-def available() -> bool:
-    """Whether the numba kernels can run here (numba importable, not disabled by ``VISAGE_HF_NO_NUMBA=1``)."""
-    return numba is not None and os.environ.get("VISAGE_HF_NO_NUMBA", "") in ("", "0")
 
 
 def rows_fit_kernels(rows: int | None) -> bool:
@@ -530,9 +525,7 @@ def compile_kernels(weight_dtype: torch.dtype = torch.float32) -> None:
     decoder_layers_step(
         np.ones((rows, dim), np.float32), 0, products, norms, 1e-5, tuple(caches), heads, False
     )
-    from .top_k import keep_top_k  # the sampler's top-k (it imports this module)
-
-    keep_top_k(torch.zeros(1, 2), 1, float("-inf"))
+    keep_top_k(torch.zeros(1, 2), 1, float("-inf"))  # the sampler's top-k
 
 
 def compile_step_kernels(model: torch.nn.Module) -> None:

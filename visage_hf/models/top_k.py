@@ -17,8 +17,7 @@ import numpy as np
 import torch
 from transformers import TopKLogitsWarper
 
-from .kernel_scalars import numba
-from .row_kernels import available
+from .kernel_scalars import available, numba
 
 if numba is not None:
     from numba import prange
