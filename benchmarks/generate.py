@@ -4,7 +4,8 @@ machine's memory floor, measured in the same run.
 Same random weights (same seed) for every variant; joint guidance (s = 2.5), top-k 256 sampling, batch 1 by
 default. All variants run in one process, round-robin (A B C A B C ...), so that a shared machine's changing load
 affects them alike; each step is timed on its own (a timestamp per step), and the memory read bandwidth is
-measured between the rounds (`machine.read_bandwidth`):
+measured between the rounds (`machine.read_bandwidth`) and, on CPU, between steps (`moment_probe`, every 20
+steps, its own time left out of the steps):
 
 * ``reference``: the original's `generate_cfg` written over our modules: one decoder pass per guidance branch per
   step (conditional, then unconditional, each with its own concatenating `DynamicCache`), the live heads of the
@@ -288,6 +289,7 @@ class StepClock:
         self.probes: list[tuple[int, float]] = []  # (index of the stamp it followed, bytes/s)
         self._probe, self._probe_every = probe, probe_every
         self.probe_seconds = 0.0
+        self.call_seconds: float | None = None  # the whole generate call, probes left out (set by `Runner`)
 
     def __call__(self, input_ids=None, scores=None):
         now = time.perf_counter()
