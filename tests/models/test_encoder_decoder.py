@@ -5,10 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from transformers import TopKLogitsWarper
 
 from visage_hf.models.encoder_decoder import PackedLinear
-from visage_hf.models.generation import KthValueTopKLogitsWarper
 
 requires_packing = pytest.mark.skipif(
     not PackedLinear.supports(torch.zeros(1)), reason="this torch build has no oneDNN linear ops"
@@ -117,13 +115,3 @@ def test_generation_leaves_no_packed_state_behind(tiny_model, make_conditions):
         assert not layer.packed_linears
         assert not layer.self_attn.packed_linears and not layer.encoder_attn.packed_linears
     assert tiny_model._packed_heads is None
-
-
-@pytest.mark.parametrize("top_k", [1, 5, 256, 2000])
-def test_kthvalue_top_k_equals_transformers_top_k(top_k):
-    generator = torch.Generator().manual_seed(top_k)
-    scores = torch.randn(25, 1024, generator=generator)
-    ties = torch.randint(0, 4, (25, 1024), generator=generator).float()  # many equal values at the threshold
-    for values in (scores, ties):
-        expected = TopKLogitsWarper(top_k)(None, values.clone())
-        assert torch.equal(KthValueTopKLogitsWarper(top_k)(None, values.clone()), expected)

@@ -21,17 +21,21 @@ def _rows(seed: int) -> list[torch.Tensor]:
     scores = torch.randn(25, 1024, generator=generator)
     ties = torch.randint(0, 4, (50, 1024), generator=generator).float()  # many values equal to the threshold
     pattern_filtered = scores.clone()
-    pattern_filtered[:, ::3] = float("-inf")  # fewer finite values than k in some rows' tail
+    pattern_filtered[:, ::3] = float("-inf")  # as the pattern leaves them; fewer finite values than k = 1024
     return [scores, ties, pattern_filtered, scores[:1]]
 
 
-@pytest.mark.parametrize("k", [1, 7, 256, 1024])
-def test_selection_gives_transformers_top_k(k):
+@pytest.mark.parametrize("kernel", [True, False], ids=["selection", "torch-kthvalue"])
+@pytest.mark.parametrize("k", [1, 7, 256, 1024, 2000])
+def test_warper_gives_transformers_top_k(k, kernel, monkeypatch):
+    if not kernel:  # as without numba
+        monkeypatch.setattr(top_k_module, "available", lambda: False)
     for values in _rows(k):
-        filtered = keep_top_k(values, k, float("-inf"))
-        assert filtered is not None  # the kernel ran
-        assert torch.equal(filtered, TopKLogitsWarper(k)(None, values.clone()))
-        assert torch.equal(KthValueTopKLogitsWarper(k)(None, values.clone()), filtered)
+        expected = TopKLogitsWarper(k)(None, values.clone())
+        assert (
+            keep_top_k(values, min(k, 1024), float("-inf")) is not None
+        ) == kernel  # the path under test ran
+        assert torch.equal(KthValueTopKLogitsWarper(k)(None, values.clone()), expected)
 
 
 def test_the_filter_value_is_the_warpers():
@@ -47,17 +51,13 @@ def test_input_is_left_as_it_was():
     assert torch.equal(values, before)
 
 
-def test_nan_rows_and_other_inputs_go_to_torch(monkeypatch):
+def test_nan_rows_and_other_inputs_go_to_torch():
     values = torch.randn(3, 64, generator=torch.Generator().manual_seed(2))
     values[1, 5] = float("nan")
     assert keep_top_k(values, 4, float("-inf")) is None
     assert keep_top_k(values[0].bfloat16()[None], 4, float("-inf")) is None
     assert keep_top_k(values[0], 4, float("-inf")) is None  # 1-D
     assert keep_top_k(values[:1, :3], 4, float("-inf")) is None  # k beyond the row
-    monkeypatch.setattr(top_k_module, "available", lambda: False)  # no numba: torch's kthvalue
-    clean = torch.randn(25, 1024, generator=torch.Generator().manual_seed(3))
-    assert keep_top_k(clean, 256, float("-inf")) is None
-    assert torch.equal(KthValueTopKLogitsWarper(256)(None, clean.clone()), TopKLogitsWarper(256)(None, clean))
 
 
 def test_compile_kernels_compiles_the_top_k_kernel_generation_calls():

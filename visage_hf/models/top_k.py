@@ -6,7 +6,8 @@ found by selection (`numpy.partition`, introselect) in a compiled loop over the 
 (Zen 4) inside generation's thread setting (torch single-threaded, the kernels on both cores), 1,024 codes a row:
 `torch.kthvalue` + `masked_fill` 122 us for 25 rows and 751 us for 50 (batch 2), selection 84 and 133 us. The
 threshold is a value of the row, found exactly, so the filtered logits are bit for bit those of `torch.kthvalue`
-+ `masked_fill`: the draws that follow do not change. Rows with a NaN are left to torch (its order puts NaN among the largest values).
++ `masked_fill`: the draws that follow do not change. Rows with a NaN are left to torch (its order puts NaN among
+the largest values).
 
 numba is optional: without it (or for other dtypes and devices) `keep_top_k` returns None and the caller runs
 torch's ops.
@@ -52,7 +53,7 @@ def keep_top_k(scores: torch.Tensor, k: int, filter_value: float) -> torch.Tenso
         or not 1 <= k <= scores.shape[1]
     ):
         return None
-    filtered = scores.detach().contiguous().clone()
+    filtered = scores.detach().clone(memory_format=torch.contiguous_format)
     if not _keep_top_k(filtered.numpy(), k, np.float32(filter_value)):
         return None
     return filtered
