@@ -17,7 +17,6 @@ from visage_hf.models.generation import (
     CodePatternLogitsProcessor,
     GuidancePlan,
     build_code_canvas,
-    categorical_draws,
     prompt_steps,
     repeat_last_frame,
 )
@@ -470,37 +469,3 @@ def test_generate_inspects_no_signature_per_step(tiny_model, make_conditions, mo
     stored = inspect.signature(tiny_model.forward)
     # The real signature, ``self`` dropped.
     assert list(stored.parameters)[:3] == ["clip_features", "energy_map", "direction"]
-
-
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-
-
-@pytest.mark.parametrize("device", DEVICES)
-def test_categorical_draws_are_torch_multinomials_draws(device):
-    """The batched draw against torch.multinomial itself, block by block, each with its own generator (or the
-    global RNG), on top-k-like distributions; the generators must end where multinomial leaves them."""
-    shape_generator = torch.Generator().manual_seed(0)
-    logits = 4 * torch.randn(15, 1024, generator=shape_generator)
-    logits[logits < logits.kthvalue(1024 - 256, dim=-1, keepdim=True).values] = float("-inf")
-    probabilities = logits.softmax(dim=-1).to(device)
-    counts, seeds = [5, 0, 7, 3], [11, 12, 13, None]
-
-    def generators():
-        torch.manual_seed(14)
-        return [None if seed is None else torch.Generator(device).manual_seed(seed) for seed in seeds]
-
-    our_generators = generators()
-    ours = categorical_draws(probabilities, counts, our_generators)
-    ours_after = torch.rand(1, device=device)
-    expected_generators = generators()
-    expected = [
-        torch.multinomial(block, 1, generator=generator).flatten()
-        for block, generator in zip(probabilities.split(counts), expected_generators)
-        if len(block)
-    ]
-    assert torch.equal(ours, torch.cat(expected))
-    # Every generator, and the global RNG, moved as multinomial moves them.
-    assert torch.equal(ours_after, torch.rand(1, device=device))
-    for generator, reference in zip(our_generators[:3], expected_generators[:3]):
-        assert torch.equal(generator.get_state(), reference.get_state())
-    assert len(ours.unique()) > 10  # a real draw, not one code

@@ -26,6 +26,7 @@ from transformers import (
     TopPLogitsWarper,
 )
 
+from .categorical import categorical_draws
 from .configuration_visage import DEFAULT_GENERATION_SETTINGS, GUIDANCE_MODES, VisageConfig
 from .kv_cache import PreallocatedKVLayer, VisageKVCache, make_generation_cache  # re-exported: their old home
 from .patterns import CodePattern
@@ -518,25 +519,6 @@ class CodeSamplingLogitsProcessor(LogitsProcessor):
                 probabilities[stream_rows], 1, generator=generator
             ).flatten()
         return codes
-
-
-def categorical_draws(
-    probabilities: torch.Tensor, counts: Sequence[int], generators: Sequence[torch.Generator | None]
-) -> torch.LongTensor:
-    """One code per row of ``probabilities`` ``(rows, codebook)``, whose rows are consecutive blocks of ``counts``
-    rows, block i drawn with ``generators[i]``: exactly ``torch.multinomial(block, 1, generator=generators[i])``
-    for every block, in one division and one argmax for all of them.
-
-    torch draws one sample as ``argmax(p / q)`` with ``q ~ Exp(1)`` filled from the generator (an exponential
-    race), after ~10 validity checks of ``p``: on a GPU each check is a kernel launch, ~190 us of host time per
-    call (measured on an H200 host). Here each block costs one fill of its ``q``; the probabilities come from a
-    softmax, valid by construction.
-    """
-    race = torch.empty_like(probabilities)
-    for block, generator in zip(race.split(list(counts)), generators, strict=True):
-        if len(block):
-            block.exponential_(1, generator=generator)
-    return probabilities.div(race).argmax(dim=-1)
 
 
 class ProgressLogitsProcessor(LogitsProcessor):

@@ -44,6 +44,7 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
+from .categorical import categorical_draws
 from .channel_blocks import kernel_weight
 from .kernel_scalars import FAST, as_float32, available, float32_to_bits, numba, to_bfloat16
 from .top_k import keep_top_k
@@ -526,6 +527,7 @@ def compile_kernels(weight_dtype: torch.dtype = torch.float32) -> None:
         np.ones((rows, dim), np.float32), 0, products, norms, 1e-5, tuple(caches), heads, False
     )
     keep_top_k(torch.zeros(1, 2), 1, float("-inf"))  # the sampler's top-k
+    categorical_draws(torch.full((1, 2), 0.5), [1], [torch.Generator()])  # and its draws
 
 
 def compile_step_kernels(model: torch.nn.Module) -> None:
