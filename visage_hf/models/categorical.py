@@ -8,10 +8,10 @@ Zen 4), a tenth of a 78 M-parameter model's step.
 
 After top-k most of a row's probabilities are 0, and ``0 / q`` is 0 whatever ``q`` is. On CPU the race here
 takes the same 64-bit integers from the generator (``torch.Tensor.random_`` on int64 keeps the low 63 bits of
-one ``random64`` per element: the generator ends where ``exponential_`` leaves it) and computes ``q`` only where ``p`` is not 0,
-in a compiled loop (numba): ``p / q`` in float32 and the first maximum, as torch's ``div`` and ``argmax``. Same
-rows, same machine, top-k 256: 500 -> ~200 us a step (``random_`` is most of it). Where ``u`` is 0 (one draw in
-2**53) torch's ``0 / 0`` is NaN, which its ``argmax`` takes: so does the loop.
+one ``random64`` per element: the generator ends where ``exponential_`` leaves it) and computes ``q`` only where
+``p`` is not 0, in a compiled loop (numba): ``p / q`` in float32 and the first maximum, as torch's ``div`` and
+``argmax``. Same rows, same machine, top-k 256: 500 -> ~200 us a step (``random_`` is most of it). Where ``u``
+is 0 (one draw in 2**53) torch's ``0 / 0`` is NaN, which its ``argmax`` takes: so does the loop.
 
 That torch still fills ``exponential_`` this way is checked once per process against ``torch.multinomial``
 itself (`_race_matches_torch`); otherwise, and without numba, on GPUs and for other dtypes, ``q`` is torch's
