@@ -225,3 +225,18 @@ def test_typed_arrays_compile_nothing_in_a_fresh_process():
     compiles, values = runs[1].stdout.split(" ", 1)
     assert values.strip() == "[1.0, 2.0, 3.0]"
     assert compiles == "0", runs[1].stdout
+
+
+def test_compile_kernels_compiles_the_samplers_kernels():
+    """A fresh process (this one has compiled them already): after `compile_kernels` the top-k filter and the draws
+    that a sampled step calls add no signature."""
+    script = (
+        "import torch; from visage_hf.models import categorical, row_kernels, top_k; "
+        "row_kernels.compile_kernels(torch.float32); kernels = (top_k._keep_top_k, categorical._race); "
+        "before = [len(kernel.signatures) for kernel in kernels]; "
+        "probabilities = top_k.KthValueTopKLogitsWarper(256)(None, torch.randn(25, 1024)).softmax(-1); "
+        "categorical.categorical_draws(probabilities, [25], [torch.Generator()]); "
+        "print(*before, *[len(kernel.signatures) for kernel in kernels])"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["1", "1", "1", "1"]
